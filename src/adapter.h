@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * adapter: the interface every provider dialect implements. Adapters are
+ * pure translations over json-c objects and bytes: they never touch curl,
+ * libmicrohttpd or libwebsockets, so unit tests and fuzzers drive them
+ * directly. The pipeline owns the I/O and calls these in order:
+ *   build_request -> (upstream) -> parse_response | stream_* | map_error
+ */
+#ifndef LB_ADAPTER_H
+#define LB_ADAPTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+#include "apierr.h"
+#include "config.h"
+#include "sse.h"
+
+#define UPSTREAM_MAX_HEADERS 8
+
+/* One HTTP request to a provider, built by an adapter. All fields owned;
+ * free with upstream_req_free(). Header lines are "Name: value" and may
+ * hold the provider key: never log them. */
+struct upstream_req {
+	char *url;
+	char *headers[UPSTREAM_MAX_HEADERS];
+	size_t n_headers;
+	char *body;
+	size_t body_len;
+};
+
+void upstream_req_free(struct upstream_req *r);
+/* Append a header line (copied). Returns 0 or -1 when full. */
+int upstream_req_add_header(struct upstream_req *r, const char *name,
+			    const char *value);
+
+/* What an adapter knows about one request. Owned by the pipeline. */
+struct adapter_call {
+	const struct provider_cfg *provider;
+	const char *upstream_model; /* bare model name sent upstream */
+	const char *client_model;   /* the client's "provider/model": every
+	                             * response and chunk carries this one */
+	bool stream;
+	bool include_usage;         /* the client asked for the usage chunk */
+};
+
+/* Where a stream translation delivers OpenAI chat.completion.chunk objects.
+ * chunk is borrowed: the callee must not keep it. Non-zero return stops
+ * the stream (the client went away). */
+struct adapter_emit {
+	void *ud;
+	int (*chunk)(void *ud, json_object *chunk);
+};
+
+enum {
+	ADAPTER_MORE = 0,  /* keep feeding */
+	ADAPTER_DONE = 1,  /* the provider finished the stream properly */
+	ADAPTER_ERROR = -1 /* failed: err is filled */
+};
+
+struct adapter {
+	const char *name;
+	/* req is the OpenAI-shaped request after routing and param_config,
+	 * with "model" already the upstream name. Fills out (owned by caller). */
+	int (*build_request)(const struct adapter_call *call, json_object *req,
+			     struct upstream_req *out, struct api_error *err);
+	/* A 2xx non-streaming body -> an OpenAI chat.completion in *out
+	 * (caller puts it). Returns 0 or ADAPTER_ERROR. */
+	int (*parse_response)(const struct adapter_call *call, const char *body,
+			      size_t len, json_object **out,
+			      struct api_error *err);
+	/* Per-stream translation state. stream_new never returns NULL. */
+	void *(*stream_new)(const struct adapter_call *call);
+	/* One upstream SSE event. Returns ADAPTER_MORE, ADAPTER_DONE or
+	 * ADAPTER_ERROR; a non-zero emit return is passed up as ADAPTER_ERROR
+	 * with err->status 499 (client gone). */
+	int (*stream_event)(void *st, const struct sse_event *ev,
+			    const struct adapter_emit *emit,
+			    struct api_error *err);
+	/* The upstream body ended. ADAPTER_DONE when the stream was complete,
+	 * else ADAPTER_ERROR (cut short): never a silent success. */
+	int (*stream_finish)(void *st, const struct adapter_emit *emit,
+			     struct api_error *err);
+	void (*stream_free)(void *st);
+	/* A non-2xx upstream answer -> the client's error (see
+	 * adapter_map_status for the status policy). */
+	void (*map_error)(const struct adapter_call *call, long status,
+			  const char *body, size_t len, const char *retry_after,
+			  struct api_error *err);
+};
+
+/* The adapter registered under name, or NULL. */
+const struct adapter *adapter_find(const char *name);
+
+/* The status policy shared by all adapters: upstream 400/404/413/422 keep
+ * their meaning, 401/403 become 502 (the provider refused *our* key),
+ * 408 -> 504, 429 -> 429 (Retry-After kept), anything else -> 502.
+ * message is the provider's own text (may be NULL). */
+void adapter_map_status(const struct adapter_call *call, long status,
+			const char *message, const char *retry_after,
+			struct api_error *err);
+
+#endif

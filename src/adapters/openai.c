@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * adapters/openai: the OpenAI Chat Completions dialect, spoken by OpenAI,
+ * DeepSeek, CloseAI and every OpenAI-compatible service. Requests pass
+ * through as they are; responses and chunks only get the client's model
+ * name back. The stream is complete only when the provider says [DONE].
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapter.h"
+#include "buf.h"
+#include "util.h"
+
+#define CHAT_PATH "/chat/completions"
+
+struct openai_stream {
+	const struct adapter_call *call;
+	json_tokener *tok;
+	bool done;
+};
+
+/* The seed wrote full endpoint URLs; newer configs give a base. */
+static char *endpoint_url(const char *base)
+{
+	size_t n = strlen(base), plen = strlen(CHAT_PATH);
+	struct buf b;
+
+	while (n > 0 && base[n - 1] == '/')
+		n--;
+	buf_init(&b, 0);
+	buf_append(&b, base, n);
+	if (n < plen || memcmp(base + n - plen, CHAT_PATH, plen) != 0)
+		buf_appends(&b, CHAT_PATH);
+	return buf_steal(&b);
+}
+
+static int openai_build_request(const struct adapter_call *call,
+				json_object *req, struct upstream_req *out,
+				struct api_error *err)
+{
+	const char *key = call->provider->api_key;
+	const char *body;
+	size_t len;
+	struct buf auth;
+
+	memset(out, 0, sizeof(*out));
+	out->url = endpoint_url(call->provider->base_url);
+	if (key && *key) {
+		buf_init(&auth, 0);
+		buf_printf(&auth, "Bearer %s", key);
+		upstream_req_add_header(out, "Authorization", auth.data);
+		explicit_bzero(auth.data, auth.len);
+		buf_free(&auth);
+	}
+	upstream_req_add_header(out, "Content-Type", "application/json");
+	upstream_req_add_header(out, "Accept", call->stream ?
+				"text/event-stream" : "application/json");
+	body = json_object_to_json_string_length(req,
+			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+			&len);
+	out->body = xstrndup(body, len);
+	out->body_len = len;
+	return 0;
+}
+
+/* The provider's own words from an OpenAI-style error body, or NULL.
+ * Returned string lives as long as obj. */
+static const char *error_message(json_object *obj)
+{
+	json_object *e, *m;
+
+	if (!obj || !json_object_is_type(obj, json_type_object))
+		return NULL;
+	if (json_object_object_get_ex(obj, "error", &e)) {
+		if (json_object_is_type(e, json_type_string))
+			return json_object_get_string(e);
+		if (json_object_object_get_ex(e, "message", &m) &&
+		    json_object_is_type(m, json_type_string))
+			return json_object_get_string(m);
+	}
+	if (json_object_object_get_ex(obj, "message", &m) &&
+	    json_object_is_type(m, json_type_string))
+		return json_object_get_string(m);
+	if (json_object_object_get_ex(obj, "detail", &m) &&
+	    json_object_is_type(m, json_type_string))
+		return json_object_get_string(m);
+	return NULL;
+}
+
+static json_object *parse_object(json_tokener *tok, const char *s, size_t n)
+{
+	json_object *obj;
+
+	json_tokener_reset(tok);
+	obj = json_tokener_parse_ex(tok, s, (int)n);
+	if (!obj || json_tokener_get_error(tok) != json_tokener_success ||
+	    (size_t)json_tokener_get_parse_end(tok) != n ||
+	    !json_object_is_type(obj, json_type_object)) {
+		json_object_put(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+static void set_model(json_object *obj, const char *model)
+{
+	json_object_object_add(obj, "model", json_object_new_string(model));
+}
+
+static int openai_parse_response(const struct adapter_call *call,
+				 const char *body, size_t len,
+				 json_object **out, struct api_error *err)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *obj = NULL;
+	const char *msg;
+	int rc = ADAPTER_ERROR;
+
+	*out = NULL;
+	if (len > INT32_MAX)
+		goto bad;
+	obj = parse_object(tok, body, len);
+	if (!obj)
+		goto bad;
+	if (json_object_object_get_ex(obj, "error", NULL)) {
+		msg = error_message(obj);
+		apierr_upstream(err, 502, "Provider '%s' returned an error: %s",
+				call->provider->name, msg ? msg : "unknown");
+		goto out;
+	}
+	set_model(obj, call->client_model);
+	*out = obj;
+	obj = NULL;
+	rc = 0;
+	goto out;
+bad:
+	apierr_upstream(err, 502, "Provider '%s' returned a response that is "
+			"not a JSON object", call->provider->name);
+out:
+	json_object_put(obj);
+	json_tokener_free(tok);
+	return rc;
+}
+
+static void *openai_stream_new(const struct adapter_call *call)
+{
+	struct openai_stream *st = xcalloc(1, sizeof(*st));
+
+	st->call = call;
+	st->tok = json_tokener_new();
+	return st;
+}
+
+static int openai_stream_event(void *state, const struct sse_event *ev,
+			       const struct adapter_emit *emit,
+			       struct api_error *err)
+{
+	struct openai_stream *st = state;
+	const char *pname = st->call->provider->name;
+	json_object *chunk;
+	const char *msg;
+	int rc;
+
+	if (st->done)
+		return ADAPTER_DONE;
+	if (ev->data_len == 6 && memcmp(ev->data, "[DONE]", 6) == 0) {
+		st->done = true;
+		return ADAPTER_DONE;
+	}
+	chunk = ev->data_len <= INT32_MAX ?
+		parse_object(st->tok, ev->data, ev->data_len) : NULL;
+	if (!chunk) {
+		apierr_upstream(err, 502, "Provider '%s' sent a stream event "
+				"that is not a JSON object", pname);
+		return ADAPTER_ERROR;
+	}
+	if (json_object_object_get_ex(chunk, "error", NULL)) {
+		msg = error_message(chunk);
+		apierr_upstream(err, 502, "Provider '%s' failed mid-stream: %s",
+				pname, msg ? msg : "unknown error");
+		json_object_put(chunk);
+		return ADAPTER_ERROR;
+	}
+	set_model(chunk, st->call->client_model);
+	rc = emit->chunk(emit->ud, chunk);
+	json_object_put(chunk);
+	if (rc) {
+		apierr_set(err, 499, "client_closed", NULL, NULL,
+			   "client closed the connection");
+		return ADAPTER_ERROR;
+	}
+	return ADAPTER_MORE;
+}
+
+static int openai_stream_finish(void *state, const struct adapter_emit *emit,
+				struct api_error *err)
+{
+	struct openai_stream *st = state;
+
+	if (st->done)
+		return ADAPTER_DONE;
+	apierr_upstream(err, 502, "Provider '%s' ended the stream before it "
+			"was complete", st->call->provider->name);
+	return ADAPTER_ERROR;
+}
+
+static void openai_stream_free(void *state)
+{
+	struct openai_stream *st = state;
+
+	if (!st)
+		return;
+	json_tokener_free(st->tok);
+	free(st);
+}
+
+static void openai_map_error(const struct adapter_call *call, long status,
+			     const char *body, size_t len,
+			     const char *retry_after, struct api_error *err)
+{
+	json_object *obj = NULL;
+	json_tokener *tok;
+
+	if (body && len > 0 && len <= INT32_MAX) {
+		tok = json_tokener_new();
+		obj = parse_object(tok, body, len);
+		json_tokener_free(tok);
+	}
+	adapter_map_status(call, status, error_message(obj), retry_after, err);
+	json_object_put(obj);
+}
+
+const struct adapter adapter_openai = {
+	.name = "openai",
+	.build_request = openai_build_request,
+	.parse_response = openai_parse_response,
+	.stream_new = openai_stream_new,
+	.stream_event = openai_stream_event,
+	.stream_finish = openai_stream_finish,
+	.stream_free = openai_stream_free,
+	.map_error = openai_map_error,
+};

@@ -1,0 +1,582 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * http_front: libmicrohttpd in thread-per-connection mode; see http_front.h.
+ *
+ * A chat request is buffered (up to server.max_body_bytes), handed to the
+ * pipeline, and answered either with one JSON body or with a streaming
+ * response whose content reader pumps the upstream transfer and returns
+ * exactly one SSE event per call, so each event leaves in its own write.
+ */
+#include "http_front.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "apierr.h"
+#include "buf.h"
+#include "log.h"
+#include "pipeline.h"
+#include "util.h"
+
+#define THREAD_STACK_SIZE (256u * 1024u)
+#define STREAM_BLOCK_SIZE (16u * 1024u)
+#define STREAM_WAIT_MS 500
+#define IDLE_TIMEOUT_S 120
+
+struct http_front {
+	struct MHD_Daemon *mhd;
+	unsigned port;
+	atomic_int inflight;
+};
+
+enum endpoint { EP_NONE, EP_CHAT, EP_MODELS, EP_HEALTH };
+
+/* Per-request state, from the first access-handler call to completion. */
+struct http_req {
+	struct http_front *front;
+	struct config *cfg;        /* reference held for the whole request */
+	enum endpoint ep;
+	struct buf body;
+	bool body_too_large;
+	char request_id[80];
+	char client_addr[64];
+	const char *origin;        /* allowed Origin to echo, or NULL */
+	/* streaming */
+	struct pl_request *pl;
+	struct pl_sink sink;
+	struct buf out;            /* SSE frames not yet handed to MHD */
+	bool ended;
+	bool client_gone;
+};
+
+/* ---- helpers ---- */
+
+static void add_common_headers(struct http_req *h, struct MHD_Response *resp)
+{
+	MHD_add_response_header(resp, "X-Request-Id", h->request_id);
+	if (h->origin) {
+		MHD_add_response_header(resp, "Access-Control-Allow-Origin",
+					h->origin);
+		if (strcmp(h->origin, "*") != 0)
+			MHD_add_response_header(resp, "Vary", "Origin");
+	}
+}
+
+static enum MHD_Result send_body(struct MHD_Connection *conn,
+				 struct http_req *h, unsigned status,
+				 const char *body, size_t len,
+				 const char *retry_after, unsigned long overhead)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char num[32];
+
+	resp = MHD_create_response_from_buffer(len, (void *)body,
+					       MHD_RESPMEM_MUST_COPY);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	add_common_headers(h, resp);
+	if (retry_after)
+		MHD_add_response_header(resp, "Retry-After", retry_after);
+	snprintf(num, sizeof(num), "%lu", overhead);
+	MHD_add_response_header(resp, "x-llm-bridge-overhead-us", num);
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *conn,
+				  struct http_req *h,
+				  const struct api_error *err)
+{
+	struct buf b;
+	enum MHD_Result ret;
+
+	buf_init(&b, 0);
+	apierr_to_json(err, &b);
+	ret = send_body(conn, h, (unsigned)err->status, b.data, b.len,
+			err->retry_after[0] ? err->retry_after : NULL, 0);
+	buf_free(&b);
+	return ret;
+}
+
+static enum endpoint endpoint_of(const char *url)
+{
+	if (strcmp(url, "/v1/chat/completions") == 0 ||
+	    strcmp(url, "/chat/completions") == 0)
+		return EP_CHAT;
+	if (strcmp(url, "/v1/models") == 0 || strcmp(url, "/models") == 0)
+		return EP_MODELS;
+	if (strcmp(url, "/health") == 0)
+		return EP_HEALTH;
+	return EP_NONE;
+}
+
+static const char *allowed_origin(const struct config *cfg,
+				  struct MHD_Connection *conn)
+{
+	const char *origin = MHD_lookup_connection_value(conn,
+						MHD_HEADER_KIND, "Origin");
+
+	for (size_t i = 0; i < cfg->server.n_cors_origins; i++) {
+		const char *o = cfg->server.cors_origins[i];
+
+		if (strcmp(o, "*") == 0)
+			return "*";
+		if (origin && strcmp(o, origin) == 0)
+			return o;
+	}
+	return NULL;
+}
+
+static void client_address(struct MHD_Connection *conn, char *out, size_t n)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+				MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	snprintf(out, n, "-");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+			  out, (socklen_t)n);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+			  &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+			  (socklen_t)n);
+}
+
+static int connection_fd(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+				MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	return ci ? ci->connect_fd : -1;
+}
+
+/* A client's X-Request-Id is echoed only when it is short and printable,
+ * so it cannot smuggle anything into headers or log lines. */
+static void request_id(struct MHD_Connection *conn, char *out, size_t n)
+{
+	const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						      "X-Request-Id");
+	size_t len = rid ? strlen(rid) : 0;
+
+	if (len > 0 && len < n && len <= 64) {
+		bool ok = true;
+
+		for (size_t i = 0; i < len && ok; i++)
+			ok = rid[i] > 0x20 && rid[i] < 0x7f && rid[i] != '"' &&
+			     rid[i] != '\\';
+		if (ok) {
+			memcpy(out, rid, len + 1);
+			return;
+		}
+	}
+	pipeline_make_request_id(out, n);
+}
+
+/* ---- the SSE sink: frames queue in h->out, the reader drains them ---- */
+
+static int sink_chunk(void *ud, const char *json, size_t len)
+{
+	struct http_req *h = ud;
+
+	if (h->client_gone)
+		return 1;
+	buf_appends(&h->out, "data: ");
+	buf_append(&h->out, json, len);
+	buf_appends(&h->out, "\n\n");
+	return 0;
+}
+
+static void sink_end(void *ud, const struct api_error *err)
+{
+	struct http_req *h = ud;
+
+	h->ended = true;
+	if (!err) {
+		buf_appends(&h->out, "data: [DONE]\n\n");
+		return;
+	}
+	if (err->status == 499) {
+		h->client_gone = true;
+		return;
+	}
+	/* a failed stream ends with the error and no [DONE]: a client must
+	 * never mistake a cut-short answer for a complete one */
+	buf_appends(&h->out, "data: ");
+	apierr_to_json(err, &h->out);
+	buf_appends(&h->out, "\n\n");
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct http_req *h = cls;
+
+	for (;;) {
+		if (h->client_gone)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		if (h->out.len > 0) {
+			const char *end = memmem(h->out.data, h->out.len,
+						 "\n\n", 2);
+			size_t n = end ? (size_t)(end - h->out.data) + 2 :
+				   h->out.len;
+
+			if (n > max)
+				n = max;
+			memcpy(out, h->out.data, n);
+			buf_consume(&h->out, n);
+			return (ssize_t)n;
+		}
+		if (h->ended)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		pipeline_stream_pump(h->pl, STREAM_WAIT_MS);
+	}
+}
+
+/* ---- endpoints ---- */
+
+static enum MHD_Result serve_chat(struct MHD_Connection *conn,
+				  struct http_req *h)
+{
+	struct pl_input in = {
+		.cfg = h->cfg,
+		.authorization = MHD_lookup_connection_value(conn,
+				MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+		.body = h->body.data,
+		.body_len = h->body.len,
+		.front = "http",
+		.request_id = h->request_id,
+		.client_addr = h->client_addr,
+		.client_fd = connection_fd(conn),
+		.sink = &h->sink,
+	};
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char num[32];
+
+	h->sink.ud = h;
+	h->sink.chunk = sink_chunk;
+	h->sink.end = sink_end;
+	h->pl = pipeline_new(&in);
+	switch (pipeline_start(h->pl)) {
+	case PL_GONE:
+		return MHD_NO;
+	case PL_STREAM:
+		break;
+	default: {
+		int status;
+		const char *body, *retry;
+		size_t len;
+
+		pipeline_response(h->pl, &status, &body, &len, &retry);
+		return send_body(conn, h, (unsigned)status, body, len, retry,
+				 pipeline_overhead_us(h->pl));
+	}
+	}
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
+						 STREAM_BLOCK_SIZE,
+						 stream_reader, h, NULL);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	add_common_headers(h, resp);
+	snprintf(num, sizeof(num), "%lu", pipeline_overhead_us(h->pl));
+	MHD_add_response_header(resp, "x-llm-bridge-overhead-us", num);
+	ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result serve_models(struct MHD_Connection *conn,
+				    struct http_req *h)
+{
+	const struct key_entry *key;
+	struct api_error err;
+	struct buf b;
+	enum MHD_Result ret;
+
+	if (pipeline_auth(h->cfg, MHD_lookup_connection_value(conn,
+			MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+			&key, &err) < 0)
+		return send_error(conn, h, &err);
+	buf_init(&b, 0);
+	pipeline_models_json(h->cfg, &b);
+	ret = send_body(conn, h, MHD_HTTP_OK, b.data, b.len, NULL, 0);
+	buf_free(&b);
+	return ret;
+}
+
+static enum MHD_Result serve_preflight(struct MHD_Connection *conn,
+				       struct http_req *h)
+{
+	struct MHD_Response *resp;
+	const char *want = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+				"Access-Control-Request-Headers");
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	add_common_headers(h, resp);
+	MHD_add_response_header(resp, "Access-Control-Allow-Methods",
+				"GET, POST, OPTIONS");
+	MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+				want ? want :
+				"Authorization, Content-Type, X-Request-Id");
+	MHD_add_response_header(resp, "Access-Control-Max-Age", "86400");
+	ret = MHD_queue_response(conn, MHD_HTTP_NO_CONTENT, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static bool is_json_type(const char *ct)
+{
+	size_t n = strlen("application/json");
+
+	if (!ct)
+		return true; /* many clients send none */
+	while (*ct == ' ')
+		ct++;
+	return strncasecmp(ct, "application/json", n) == 0 &&
+	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* First call for a request: classify it and answer what can be answered
+ * before the body. Returns MHD_YES to go on receiving. */
+static enum MHD_Result begin_request(struct MHD_Connection *conn,
+				     struct http_req *h, const char *method,
+				     const char *url, bool *answered)
+{
+	struct api_error err;
+	const char *cl;
+	int64_t clen;
+
+	*answered = true;
+	if (strcmp(method, "OPTIONS") == 0)
+		return serve_preflight(conn, h);
+	h->ep = endpoint_of(url);
+	if (h->ep == EP_NONE) {
+		apierr_set(&err, 404, "invalid_request_error", "unknown_url",
+			   NULL, "Invalid URL (%s %.200s)", method, url);
+		return send_error(conn, h, &err);
+	}
+	if ((h->ep == EP_CHAT) != (strcmp(method, "POST") == 0) ||
+	    (h->ep != EP_CHAT && strcmp(method, "GET") != 0)) {
+		apierr_set(&err, 405, "invalid_request_error",
+			   "method_not_allowed", NULL,
+			   "Method %s is not allowed on %.200s (use %s)",
+			   method, url, h->ep == EP_CHAT ? "POST" : "GET");
+		return send_error(conn, h, &err);
+	}
+	if (h->ep != EP_CHAT) {
+		*answered = false;
+		return MHD_YES;
+	}
+	if (!is_json_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+			MHD_HTTP_HEADER_CONTENT_TYPE))) {
+		apierr_set(&err, 415, "invalid_request_error",
+			   "unsupported_media_type", NULL,
+			   "Content-Type must be application/json");
+		return send_error(conn, h, &err);
+	}
+	cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+					 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl && parse_i64(cl, 0, INT64_MAX, &clen) == 0 &&
+	    (uint64_t)clen > h->body.max) {
+		h->body_too_large = true;
+		apierr_set(&err, 413, "invalid_request_error",
+			   "request_too_large", NULL,
+			   "The request body is larger than the %zu bytes this "
+			   "gateway accepts", h->body.max);
+		return send_error(conn, h, &err);
+	}
+	*answered = false;
+	return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+				  const char *url, const char *method,
+				  const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	struct http_front *f = cls;
+	struct http_req *h = *con_cls;
+	struct api_error err;
+	bool answered;
+
+	if (!h) {
+		h = xcalloc(1, sizeof(*h));
+		h->front = f;
+		h->cfg = pipeline_config_acquire();
+		buf_init(&h->body, h->cfg->server.max_body_bytes);
+		buf_init(&h->out, 0);
+		request_id(conn, h->request_id, sizeof(h->request_id));
+		client_address(conn, h->client_addr, sizeof(h->client_addr));
+		h->origin = allowed_origin(h->cfg, conn);
+		*con_cls = h;
+		atomic_fetch_add(&f->inflight, 1);
+		enum MHD_Result r = begin_request(conn, h, method, url,
+						  &answered);
+		if (answered || r != MHD_YES)
+			return r;
+		return MHD_YES;
+	}
+	if (*upload_size > 0) {
+		if (!h->body_too_large &&
+		    buf_append(&h->body, upload, *upload_size) < 0)
+			h->body_too_large = true;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (h->body_too_large) {
+		apierr_set(&err, 413, "invalid_request_error",
+			   "request_too_large", NULL,
+			   "The request body is larger than the %zu bytes this "
+			   "gateway accepts", h->body.max);
+		return send_error(conn, h, &err);
+	}
+	switch (h->ep) {
+	case EP_HEALTH:
+		return send_body(conn, h, MHD_HTTP_OK, "{\"status\":\"ok\"}", 15,
+				 NULL, 0);
+	case EP_MODELS:
+		return serve_models(conn, h);
+	default:
+		return serve_chat(conn, h);
+	}
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn,
+			 void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct http_front *f = cls;
+	struct http_req *h = *con_cls;
+
+	if (!h)
+		return;
+	if (h->pl) {
+		if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !h->ended)
+			pipeline_cancel(h->pl);
+		pipeline_free(h->pl);
+	}
+	buf_free(&h->body);
+	buf_free(&h->out);
+	config_release(h->cfg);
+	free(h);
+	*con_cls = NULL;
+	atomic_fetch_sub(&f->inflight, 1);
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	log_warn("http", "%s", msg);
+}
+
+static int bind_address(const struct config *cfg, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, cfg->server.host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)cfg->server.port);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, cfg->server.host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)cfg->server.port);
+		return 0;
+	}
+	if (strcmp(cfg->server.host, "localhost") == 0) {
+		in4->sin_family = AF_INET;
+		in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		in4->sin_port = htons((uint16_t)cfg->server.port);
+		return 0;
+	}
+	return -1;
+}
+
+struct http_front *http_front_start(const struct config *cfg)
+{
+	struct http_front *f = xcalloc(1, sizeof(*f));
+	struct sockaddr_storage ss;
+	const union MHD_DaemonInfo *info;
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION |
+			 MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
+
+	if (bind_address(cfg, &ss) < 0) {
+		log_error("http", "server.host '%s' is not an IP address",
+			  cfg->server.host);
+		free(f);
+		return NULL;
+	}
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	atomic_init(&f->inflight, 0);
+	f->mhd = MHD_start_daemon(flags, (uint16_t)cfg->server.port, NULL, NULL,
+		on_request, f,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->server.max_connections,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
+		MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_SIZE,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, f,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+		MHD_OPTION_END);
+	if (!f->mhd) {
+		log_error("http", "cannot listen on %s:%u (address in use, or "
+			  "not permitted)", cfg->server.host, cfg->server.port);
+		free(f);
+		return NULL;
+	}
+	info = MHD_get_daemon_info(f->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	f->port = info ? info->port : cfg->server.port;
+	return f;
+}
+
+unsigned http_front_port(const struct http_front *f)
+{
+	return f->port;
+}
+
+void http_front_stop(struct http_front *f, unsigned timeout_s)
+{
+	uint64_t deadline = now_ms() + (uint64_t)timeout_s * 1000u;
+	int fd;
+
+	if (!f)
+		return;
+	fd = MHD_quiesce_daemon(f->mhd);
+	if (fd >= 0)
+		close(fd);
+	while (atomic_load(&f->inflight) > 0 && now_ms() < deadline)
+		usleep(20000);
+	if (atomic_load(&f->inflight) > 0)
+		log_warn("http", "shutdown timeout: closing %d request(s) "
+			 "still in flight", atomic_load(&f->inflight));
+	MHD_stop_daemon(f->mhd);
+	free(f);
+}

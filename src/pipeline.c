@@ -1,0 +1,782 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pipeline: the one request path; see pipeline.h.
+ *
+ * A request moves through phases on the thread that owns its client
+ * connection. Upstream bytes arrive inside upstream_pump(); in a 2xx
+ * stream they go through the SSE parser and the adapter straight to the
+ * sink, so an event reaches the client in the same pump that read it.
+ */
+#include "pipeline.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <gnutls/crypto.h>
+#include <json-c/json.h>
+
+#include "adapter.h"
+#include "keys.h"
+#include "log.h"
+#include "router.h"
+#include "sse.h"
+#include "upstream.h"
+#include "util.h"
+
+#define MAX_JSON_DEPTH 128
+#define MAX_RESPONSE_BYTES (64u << 20)
+#define MAX_ERROR_BYTES (1u << 20)
+#define MAX_SSE_EVENT (16u << 20)
+#define HEAD_WAIT_MS 200
+
+struct usage {
+	bool known;
+	int64_t prompt, completion, total, reasoning, cached;
+};
+
+struct pl_request {
+	struct config *cfg;
+	struct pl_input in;
+	const struct key_entry *key;
+	json_object *req;
+	char *client_model;
+	struct route route;
+	struct adapter_call call;
+	struct upstream_req ureq;
+	struct upstream_call *up;
+	void *astate;
+	struct adapter_emit emit;
+	struct sse_parser sse;
+	struct buf upbody;     /* upstream body: non-stream answer or error */
+	struct buf answer;     /* what a PL_RESPONSE sends */
+	int status;            /* client status of a PL_RESPONSE */
+	char retry_after[32];
+	bool mode_known;       /* first body byte seen: stream or buffer */
+	bool sse_mode;
+	bool body_overflow;
+	bool abort_transfer;   /* tell curl to stop (error or client gone) */
+	bool stream_ended;
+	bool client_gone;
+	atomic_bool cancelled;
+	const char *error_type; /* for the audit line; static string */
+	int final_status;
+	struct usage usage;
+	uint64_t t_start, t_first_chunk, upstream_wait_us;
+};
+
+/* ---- the shared config snapshot ---- */
+
+static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct config *config_current; /* {config_lock} */
+
+void pipeline_set_config(struct config *cfg)
+{
+	struct config *old;
+
+	if (cfg)
+		config_retain(cfg);
+	pthread_mutex_lock(&config_lock);
+	old = config_current;
+	config_current = cfg;
+	pthread_mutex_unlock(&config_lock);
+	config_release(old);
+}
+
+struct config *pipeline_config_acquire(void)
+{
+	struct config *cfg;
+
+	pthread_mutex_lock(&config_lock);
+	cfg = config_current ? config_retain(config_current) : NULL;
+	pthread_mutex_unlock(&config_lock);
+	return cfg;
+}
+
+void pipeline_make_request_id(char *out, size_t n)
+{
+	unsigned char rnd[8];
+
+	if (gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof(rnd)) < 0)
+		memset(rnd, 0, sizeof(rnd));
+	snprintf(out, n, "req_%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0],
+		 rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+}
+
+void pipeline_models_json(const struct config *cfg, struct buf *out)
+{
+	long created = (long)time(NULL);
+	bool first = true;
+
+	buf_appends(out, "{\"object\":\"list\",\"data\":[");
+	for (size_t i = 0; i < cfg->n_providers; i++) {
+		const struct provider_cfg *p = &cfg->providers[i];
+
+		for (size_t j = 0; j < p->n_models; j++) {
+			struct buf id;
+
+			buf_init(&id, 0);
+			buf_printf(&id, "%s/%s", p->name, p->models[j].name);
+			buf_appends(out, first ? "{\"id\":" : ",{\"id\":");
+			buf_append_json_str(out, id.data, id.len);
+			buf_printf(out, ",\"object\":\"model\",\"created\":%ld,"
+				   "\"owned_by\":", created);
+			buf_append_json_str(out, p->name, strlen(p->name));
+			buf_appends(out, "}");
+			buf_free(&id);
+			first = false;
+		}
+	}
+	buf_appends(out, "]}");
+}
+
+/* ---- answers ---- */
+
+static enum pl_result respond_error(struct pl_request *r,
+				    const struct api_error *err)
+{
+	buf_reset(&r->answer);
+	apierr_to_json(err, &r->answer);
+	r->status = err->status;
+	r->final_status = err->status;
+	r->error_type = err->type;
+	snprintf(r->retry_after, sizeof(r->retry_after), "%s", err->retry_after);
+	return PL_RESPONSE;
+}
+
+static void record_usage(struct pl_request *r, json_object *usage)
+{
+	json_object *v, *d;
+
+	if (!usage || !json_object_is_type(usage, json_type_object))
+		return;
+	r->usage.known = true;
+	if (json_object_object_get_ex(usage, "prompt_tokens", &v))
+		r->usage.prompt = json_object_get_int64(v);
+	if (json_object_object_get_ex(usage, "completion_tokens", &v))
+		r->usage.completion = json_object_get_int64(v);
+	if (json_object_object_get_ex(usage, "total_tokens", &v))
+		r->usage.total = json_object_get_int64(v);
+	if (json_object_object_get_ex(usage, "completion_tokens_details", &d) &&
+	    json_object_object_get_ex(d, "reasoning_tokens", &v))
+		r->usage.reasoning = json_object_get_int64(v);
+	if (json_object_object_get_ex(usage, "prompt_tokens_details", &d) &&
+	    json_object_object_get_ex(d, "cached_tokens", &v))
+		r->usage.cached = json_object_get_int64(v);
+}
+
+static void end_stream(struct pl_request *r, const struct api_error *err)
+{
+	if (r->stream_ended)
+		return;
+	r->stream_ended = true;
+	if (err) {
+		r->error_type = err->type;
+		if (err->status == 499)
+			r->client_gone = true;
+	}
+	r->in.sink->end(r->in.sink->ud, err);
+}
+
+/* ---- stream plumbing: upstream bytes -> SSE -> adapter -> sink ---- */
+
+static int emit_chunk(void *ud, json_object *chunk)
+{
+	struct pl_request *r = ud;
+	json_object *usage = NULL, *choices = NULL;
+	const char *s;
+	size_t len;
+
+	if (json_object_object_get_ex(chunk, "usage", &usage) && usage)
+		record_usage(r, usage);
+	if (!r->call.include_usage) {
+		/* the gateway asked for usage on its own behalf: keep the
+		 * client's stream exactly as it would have been */
+		if (json_object_object_get_ex(chunk, "choices", &choices) &&
+		    json_object_is_type(choices, json_type_array) &&
+		    json_object_array_length(choices) == 0 && usage)
+			return 0;
+		json_object_object_del(chunk, "usage");
+	}
+	if (!r->t_first_chunk)
+		r->t_first_chunk = now_us();
+	s = json_object_to_json_string_length(chunk,
+			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+			&len);
+	if (r->in.sink->chunk(r->in.sink->ud, s, len) != 0) {
+		r->client_gone = true;
+		return 1;
+	}
+	return 0;
+}
+
+static int on_sse_event(void *ud, const struct sse_event *ev)
+{
+	struct pl_request *r = ud;
+	struct api_error err;
+	int rc;
+
+	rc = r->route.adapter->stream_event(r->astate, ev, &r->emit, &err);
+	if (rc == ADAPTER_MORE)
+		return 0;
+	if (rc == ADAPTER_DONE) {
+		end_stream(r, NULL);
+		return 1;
+	}
+	r->abort_transfer = true;
+	end_stream(r, &err);
+	return 1;
+}
+
+static int on_body(void *ud, const char *p, size_t n)
+{
+	struct pl_request *r = ud;
+	long status;
+
+	if (!r->mode_known) {
+		status = upstream_status(r->up);
+		r->mode_known = true;
+		r->sse_mode = r->call.stream && status >= 200 && status < 300;
+		if (!(status >= 200 && status < 300))
+			r->upbody.max = MAX_ERROR_BYTES;
+	}
+	if (!r->sse_mode) {
+		if (buf_append(&r->upbody, p, n) < 0) {
+			r->body_overflow = true;
+			return 1;
+		}
+		return 0;
+	}
+	if (r->stream_ended)
+		return r->abort_transfer; /* bytes after [DONE]: drop */
+	if (sse_feed(&r->sse, p, n, on_sse_event, r) < 0 && !r->stream_ended) {
+		struct api_error err;
+
+		apierr_upstream(&err, 502, "Provider '%s' sent an oversized "
+				"stream event", r->route.provider->name);
+		r->abort_transfer = true;
+		end_stream(r, &err);
+	}
+	return r->abort_transfer || r->client_gone;
+}
+
+/* ---- validation ---- */
+
+static bool field_type_ok(json_object *req, const char *name,
+			  json_type want1, json_type want2)
+{
+	json_object *v;
+	json_type t;
+
+	if (!json_object_object_get_ex(req, name, &v) || !v)
+		return true; /* absent or null: fine here */
+	t = json_object_get_type(v);
+	if (want1 == json_type_double && t == json_type_int)
+		return true;
+	return t == want1 || t == want2;
+}
+
+struct field_rule {
+	const char *name;
+	json_type t1, t2;
+	const char *what;
+};
+
+static const struct field_rule field_rules[] = {
+	{ "stream", json_type_boolean, json_type_boolean, "a boolean" },
+	{ "stream_options", json_type_object, json_type_object, "an object" },
+	{ "max_tokens", json_type_int, json_type_int, "an integer" },
+	{ "max_completion_tokens", json_type_int, json_type_int, "an integer" },
+	{ "temperature", json_type_double, json_type_double, "a number" },
+	{ "top_p", json_type_double, json_type_double, "a number" },
+	{ "n", json_type_int, json_type_int, "an integer" },
+	{ "presence_penalty", json_type_double, json_type_double, "a number" },
+	{ "frequency_penalty", json_type_double, json_type_double, "a number" },
+	{ "seed", json_type_int, json_type_int, "an integer" },
+	{ "stop", json_type_string, json_type_array, "a string or an array" },
+	{ "tools", json_type_array, json_type_array, "an array" },
+	{ "tool_choice", json_type_string, json_type_object,
+	  "a string or an object" },
+	{ "response_format", json_type_object, json_type_object, "an object" },
+	{ "user", json_type_string, json_type_string, "a string" },
+};
+
+static int validate_messages(json_object *msgs, struct api_error *err)
+{
+	size_t n;
+
+	if (!json_object_is_type(msgs, json_type_array)) {
+		apierr_bad_request(err, "messages", "'messages' must be an "
+				   "array of message objects");
+		return -1;
+	}
+	n = json_object_array_length(msgs);
+	if (n == 0) {
+		apierr_bad_request(err, "messages", "'messages' must not be "
+				   "empty");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_object *m = json_object_array_get_idx(msgs, i), *role;
+
+		if (!json_object_is_type(m, json_type_object) ||
+		    !json_object_object_get_ex(m, "role", &role) ||
+		    !json_object_is_type(role, json_type_string)) {
+			apierr_bad_request(err, "messages", "'messages[%zu]' "
+					   "must be an object with a string "
+					   "'role'", i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int validate(json_object *req, struct api_error *err)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(req, "model", &v) ||
+	    !json_object_is_type(v, json_type_string) ||
+	    json_object_get_string_len(v) == 0) {
+		apierr_bad_request(err, "model", "'model' is required and must "
+				   "be a non-empty string such as "
+				   "\"provider/model\"");
+		return -1;
+	}
+	if (!json_object_object_get_ex(req, "messages", &v)) {
+		apierr_bad_request(err, "messages", "'messages' is required");
+		return -1;
+	}
+	if (validate_messages(v, err) < 0)
+		return -1;
+	for (size_t i = 0; i < ARRAY_SIZE(field_rules); i++) {
+		const struct field_rule *f = &field_rules[i];
+
+		if (!field_type_ok(req, f->name, f->t1, f->t2)) {
+			apierr_bad_request(err, f->name, "'%s' must be %s",
+					   f->name, f->what);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static json_object *parse_body(const char *body, size_t len,
+			       struct api_error *err)
+{
+	json_tokener *tok = json_tokener_new_ex(MAX_JSON_DEPTH);
+	json_object *obj = NULL;
+	enum json_tokener_error jerr;
+
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+			       JSON_TOKENER_VALIDATE_UTF8);
+	if (len == 0 || len > INT32_MAX) {
+		apierr_bad_request(err, NULL, "The request body is empty; send "
+				   "a JSON chat completion request");
+		goto out;
+	}
+	obj = json_tokener_parse_ex(tok, body, (int)len);
+	jerr = json_tokener_get_error(tok);
+	if (jerr == json_tokener_continue)
+		jerr = json_tokener_error_parse_eof;
+	if (jerr == json_tokener_success &&
+	    (size_t)json_tokener_get_parse_end(tok) != len) {
+		size_t end = (size_t)json_tokener_get_parse_end(tok);
+
+		while (end < len && (body[end] == ' ' || body[end] == '\n' ||
+				     body[end] == '\r' || body[end] == '\t'))
+			end++;
+		if (end != len)
+			jerr = json_tokener_error_parse_unexpected;
+	}
+	if (jerr != json_tokener_success) {
+		apierr_bad_request(err, NULL, "The request body is not valid "
+				   "JSON: %s", json_tokener_error_desc(jerr));
+		json_object_put(obj);
+		obj = NULL;
+		goto out;
+	}
+	if (!json_object_is_type(obj, json_type_object)) {
+		apierr_bad_request(err, NULL, "The request body must be a JSON "
+				   "object");
+		json_object_put(obj);
+		obj = NULL;
+	}
+out:
+	json_tokener_free(tok);
+	return obj;
+}
+
+/* ---- the request ---- */
+
+int pipeline_auth(const struct config *cfg, const char *s,
+		  const struct key_entry **out, struct api_error *err)
+{
+	size_t len = 0;
+
+	*out = NULL;
+	if (s) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (has_prefix_ci(s, "bearer ")) {
+			s += 7;
+			while (*s == ' ' || *s == '\t')
+				s++;
+		}
+		len = strlen(s);
+		while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+			len--;
+	}
+	if (len == 0) {
+		apierr_set(err, 401, "invalid_request_error", "invalid_api_key",
+			   NULL, "Missing API key: send it as 'Authorization: "
+			   "Bearer <key>'");
+		return -1;
+	}
+	*out = keys_lookup(cfg->keys, s, len);
+	if (!*out) {
+		apierr_set(err, 401, "invalid_request_error", "invalid_api_key",
+			   NULL, "Invalid API key");
+		return -1;
+	}
+	return 0;
+}
+
+static bool get_bool(json_object *obj, const char *name)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(obj, name, &v) &&
+	       json_object_get_boolean(v);
+}
+
+/* Cap the client's output budget at the model's max_tokens, or supply it. */
+static void apply_max_tokens(json_object *req, int64_t cap)
+{
+	static const char *const names[] = { "max_completion_tokens",
+					     "max_tokens" };
+	bool seen = false;
+
+	if (cap <= 0)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		json_object *v;
+
+		if (!json_object_object_get_ex(req, names[i], &v) || !v)
+			continue;
+		seen = true;
+		if (json_object_get_int64(v) > cap)
+			json_object_object_add(req, names[i],
+					       json_object_new_int64(cap));
+	}
+	if (!seen)
+		json_object_object_add(req, "max_tokens",
+				       json_object_new_int64(cap));
+}
+
+/* Rewrite the client's request into what goes upstream. */
+static void prepare_request(struct pl_request *r)
+{
+	json_object *req = r->req, *opts;
+
+	r->call.stream = get_bool(req, "stream");
+	if (r->call.stream) {
+		if (!json_object_object_get_ex(req, "stream_options", &opts) ||
+		    !opts) {
+			opts = json_object_new_object();
+			json_object_object_add(req, "stream_options", opts);
+		}
+		r->call.include_usage = get_bool(opts, "include_usage");
+		/* usage is always wanted: the gateway accounts for it */
+		json_object_object_add(opts, "include_usage",
+				       json_object_new_boolean(1));
+	}
+	json_object_object_add(req, "model",
+			       json_object_new_string(r->route.upstream_model));
+	if (r->route.model) {
+		apply_max_tokens(req, r->route.model->max_tokens);
+		params_apply(&r->route.model->params, req);
+	}
+}
+
+static const char *proxy_for(const struct config *cfg,
+			     const struct provider_cfg *p)
+{
+	if (p->proxy)
+		return p->proxy;
+	if (p->requires_proxy)
+		return cfg->proxy.https ? cfg->proxy.https : cfg->proxy.http;
+	return NULL;
+}
+
+struct pl_request *pipeline_new(const struct pl_input *in)
+{
+	struct pl_request *r = xcalloc(1, sizeof(*r));
+
+	r->in = *in;
+	r->cfg = config_retain(in->cfg);
+	r->t_start = now_us();
+	r->emit.ud = r;
+	r->emit.chunk = emit_chunk;
+	buf_init(&r->upbody, MAX_RESPONSE_BYTES);
+	buf_init(&r->answer, 0);
+	sse_init(&r->sse, MAX_SSE_EVENT);
+	atomic_init(&r->cancelled, false);
+	return r;
+}
+
+/* Pump until the upstream's final headers are in or it failed. */
+static enum upstream_state pump_until_headers(struct pl_request *r)
+{
+	enum upstream_state st = UPSTREAM_RUNNING;
+
+	while (!upstream_headers_done(r->up) && st == UPSTREAM_RUNNING &&
+	       !atomic_load(&r->cancelled)) {
+		uint64_t t0 = now_us();
+
+		st = upstream_pump(r->up, r->in.client_fd, HEAD_WAIT_MS);
+		r->upstream_wait_us += now_us() - t0;
+	}
+	return st;
+}
+
+static enum upstream_state pump_until_end(struct pl_request *r)
+{
+	enum upstream_state st = UPSTREAM_RUNNING;
+
+	while (st == UPSTREAM_RUNNING && !atomic_load(&r->cancelled)) {
+		uint64_t t0 = now_us();
+
+		st = upstream_pump(r->up, r->in.client_fd, HEAD_WAIT_MS);
+		r->upstream_wait_us += now_us() - t0;
+	}
+	return st;
+}
+
+static enum pl_result finish_buffered(struct pl_request *r,
+				      enum upstream_state st)
+{
+	struct api_error err;
+	long status = upstream_status(r->up);
+	json_object *resp = NULL;
+	const char *s;
+	size_t len;
+
+	if (st == UPSTREAM_CLIENT_GONE || atomic_load(&r->cancelled)) {
+		r->client_gone = true;
+		return PL_GONE;
+	}
+	if (r->body_overflow) {
+		apierr_upstream(&err, 502, "Provider '%s' sent a response "
+				"larger than the gateway accepts",
+				r->route.provider->name);
+		return respond_error(r, &err);
+	}
+	if (st == UPSTREAM_FAILED) {
+		upstream_error(r->up, r->route.provider->name, &err);
+		return respond_error(r, &err);
+	}
+	if (status < 200 || status >= 300) {
+		r->route.adapter->map_error(&r->call, status, r->upbody.data,
+					    r->upbody.len,
+					    upstream_retry_after(r->up), &err);
+		return respond_error(r, &err);
+	}
+	if (r->route.adapter->parse_response(&r->call, r->upbody.data ?
+			r->upbody.data : "", r->upbody.len, &resp, &err) < 0)
+		return respond_error(r, &err);
+	{
+		json_object *usage;
+
+		if (json_object_object_get_ex(resp, "usage", &usage))
+			record_usage(r, usage);
+	}
+	s = json_object_to_json_string_length(resp,
+			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+			&len);
+	buf_reset(&r->answer);
+	buf_append(&r->answer, s, len);
+	json_object_put(resp);
+	r->status = 200;
+	r->final_status = 200;
+	return PL_RESPONSE;
+}
+
+enum pl_result pipeline_start(struct pl_request *r)
+{
+	struct api_error err;
+	struct upstream_opts opts;
+	enum upstream_state st;
+	long status;
+
+	if (pipeline_auth(r->cfg, r->in.api_key ? r->in.api_key :
+			  r->in.authorization, &r->key, &err) < 0)
+		return respond_error(r, &err);
+	r->req = parse_body(r->in.body, r->in.body_len, &err);
+	if (!r->req || validate(r->req, &err) < 0)
+		return respond_error(r, &err);
+	r->client_model = xstrdup(json_object_get_string(
+		json_object_object_get(r->req, "model")));
+	if (router_resolve(r->cfg, r->client_model, &r->route, &err) < 0)
+		return respond_error(r, &err);
+	r->call.provider = r->route.provider;
+	r->call.upstream_model = r->route.upstream_model;
+	r->call.client_model = r->client_model;
+	prepare_request(r);
+	if (r->route.adapter->build_request(&r->call, r->req, &r->ureq,
+					    &err) < 0)
+		return respond_error(r, &err);
+	if (r->call.stream)
+		r->astate = r->route.adapter->stream_new(&r->call);
+	opts.timeout_s = router_timeout_s(&r->route);
+	opts.stream = r->call.stream;
+	opts.proxy = proxy_for(r->cfg, r->route.provider);
+	opts.no_proxy = r->cfg->proxy.no_proxy;
+	r->up = upstream_start(&r->ureq, &opts, on_body, r);
+	st = pump_until_headers(r);
+	status = upstream_status(r->up);
+	if (st == UPSTREAM_RUNNING && !atomic_load(&r->cancelled) &&
+	    r->call.stream && status >= 200 && status < 300) {
+		r->final_status = 200;
+		return PL_STREAM;
+	}
+	if (st == UPSTREAM_RUNNING)
+		st = pump_until_end(r);
+	if (r->call.stream && status >= 200 && status < 300 &&
+	    st != UPSTREAM_CLIENT_GONE && !atomic_load(&r->cancelled)) {
+		/* the whole stream arrived at once: still a stream */
+		r->final_status = 200;
+		return PL_STREAM;
+	}
+	return finish_buffered(r, st);
+}
+
+void pipeline_response(const struct pl_request *r, int *status,
+		       const char **body, size_t *len,
+		       const char **retry_after)
+{
+	*status = r->status;
+	*body = r->answer.data ? r->answer.data : "";
+	*len = r->answer.len;
+	*retry_after = r->retry_after[0] ? r->retry_after : NULL;
+}
+
+static void finish_stream(struct pl_request *r, enum upstream_state st)
+{
+	struct api_error err;
+	int rc;
+
+	if (r->stream_ended)
+		return;
+	switch (st) {
+	case UPSTREAM_CLIENT_GONE:
+		apierr_set(&err, 499, "client_closed", NULL, NULL,
+			   "client closed the connection");
+		end_stream(r, &err);
+		break;
+	case UPSTREAM_FAILED:
+		upstream_error(r->up, r->route.provider->name, &err);
+		end_stream(r, &err);
+		break;
+	case UPSTREAM_DONE:
+		rc = r->route.adapter->stream_finish(r->astate, &r->emit, &err);
+		end_stream(r, rc == ADAPTER_DONE ? NULL : &err);
+		break;
+	default:
+		break;
+	}
+}
+
+enum pl_result pipeline_stream_pump(struct pl_request *r, int wait_ms)
+{
+	enum upstream_state st;
+	struct api_error err;
+	uint64_t t0;
+
+	if (r->stream_ended)
+		return PL_END;
+	if (atomic_load(&r->cancelled)) {
+		apierr_set(&err, 499, "client_closed", NULL, NULL,
+			   "request cancelled");
+		end_stream(r, &err);
+		return PL_END;
+	}
+	t0 = now_us();
+	st = upstream_pump(r->up, r->in.client_fd, wait_ms);
+	r->upstream_wait_us += now_us() - t0;
+	if (st != UPSTREAM_RUNNING)
+		finish_stream(r, st);
+	return r->stream_ended ? PL_END : PL_MORE;
+}
+
+void pipeline_cancel(struct pl_request *r)
+{
+	atomic_store(&r->cancelled, true);
+	upstream_wakeup(r->up);
+}
+
+unsigned long pipeline_overhead_us(const struct pl_request *r)
+{
+	uint64_t total = now_us() - r->t_start;
+
+	return total > r->upstream_wait_us ?
+	       (unsigned long)(total - r->upstream_wait_us) : 0;
+}
+
+static void audit(const struct pl_request *r)
+{
+	double ms = (double)(now_us() - r->t_start) / 1000.0;
+	double ttfb = r->t_first_chunk ?
+		      (double)(r->t_first_chunk - r->t_start) / 1000.0 : ms;
+
+	log_info("audit", "request_id=%s front=%s client=%s key=%s model=%s "
+		 "provider=%s stream=%s status=%d upstream_status=%ld "
+		 "latency_ms=%.2f ttfb_ms=%.2f prompt_tokens=%lld "
+		 "completion_tokens=%lld total_tokens=%lld error=%s",
+		 r->in.request_id ? r->in.request_id : "-", r->in.front,
+		 r->in.client_addr ? r->in.client_addr : "-",
+		 r->key ? r->key->label : "-",
+		 r->client_model ? r->client_model : "-",
+		 r->route.provider ? r->route.provider->name : "-",
+		 r->call.stream ? "true" : "false",
+		 r->client_gone ? 499 : r->final_status,
+		 r->up ? upstream_status(r->up) : 0L, ms, ttfb,
+		 (long long)r->usage.prompt, (long long)r->usage.completion,
+		 (long long)r->usage.total,
+		 r->error_type ? r->error_type : "-");
+}
+
+/* Let a finished stream's transfer end cleanly so its connection goes
+ * back to the pool instead of being closed. */
+static void drain_upstream(struct pl_request *r)
+{
+	uint64_t deadline = now_us() + 100000;
+
+	while (!r->abort_transfer && !r->client_gone &&
+	       now_us() < deadline &&
+	       upstream_pump(r->up, -1, 20) == UPSTREAM_RUNNING)
+		;
+}
+
+void pipeline_free(struct pl_request *r)
+{
+	if (!r)
+		return;
+	if (r->up && r->stream_ended)
+		drain_upstream(r);
+	audit(r);
+	upstream_free(r->up);
+	if (r->astate)
+		r->route.adapter->stream_free(r->astate);
+	upstream_req_free(&r->ureq);
+	json_object_put(r->req);
+	free(r->client_model);
+	sse_free(&r->sse);
+	buf_free(&r->upbody);
+	buf_free(&r->answer);
+	config_release(r->cfg);
+	free(r);
+}

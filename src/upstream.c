@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * upstream: libcurl transfers with a shared connection pool; see upstream.h.
+ *
+ * Why a multi handle per transfer rather than curl_easy_perform: the
+ * owning thread must be able to stop between events (to hand one SSE event
+ * to the client), to watch the client's socket for a disconnect while the
+ * provider is silent, and to be woken for a cancel. curl_multi_poll gives
+ * all three with no extra thread.
+ */
+#include "upstream.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <curl/curl.h>
+
+#include "log.h"
+#include "util.h"
+
+static CURLSH *share;
+static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+struct upstream_call {
+	CURL *easy;
+	CURLM *multi;
+	struct curl_slist *headers;
+	upstream_body_fn on_body;
+	void *ud;
+	bool headers_done;
+	bool finished;
+	bool watch_client;  /* false once the client pipelined bytes */
+	CURLcode result;
+	long status;
+	char retry_after[32];
+	char curl_error[CURL_ERROR_SIZE];
+	uint64_t started_us;
+	uint64_t ttfb_us;
+};
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access acc,
+		       void *ud)
+{
+	pthread_mutex_lock(&share_locks[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *ud)
+{
+	pthread_mutex_unlock(&share_locks[data]);
+}
+
+int upstream_global_init(void)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return -1;
+	for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&share_locks[i], NULL);
+	share = curl_share_init();
+	if (!share)
+		return -1;
+	curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	return 0;
+}
+
+void upstream_global_cleanup(void)
+{
+	if (share)
+		curl_share_cleanup(share);
+	share = NULL;
+	for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&share_locks[i]);
+	curl_global_cleanup();
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+	struct upstream_call *c = ud;
+	size_t len = size * n;
+
+	if (!c->ttfb_us)
+		c->ttfb_us = now_us() - c->started_us;
+	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+		/* a new header block (after a 1xx, for one): start over */
+		c->headers_done = false;
+		c->retry_after[0] = '\0';
+	} else if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {
+		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &c->status);
+		c->headers_done = c->status >= 200;
+	} else if (has_prefix_ci(p, "retry-after:")) {
+		size_t off = strlen("retry-after:"), end = len;
+
+		while (off < len && (p[off] == ' ' || p[off] == '\t'))
+			off++;
+		while (end > off && (p[end - 1] == '\r' || p[end - 1] == '\n' ||
+				     p[end - 1] == ' '))
+			end--;
+		if (end - off < sizeof(c->retry_after)) {
+			memcpy(c->retry_after, p + off, end - off);
+			c->retry_after[end - off] = '\0';
+		}
+	}
+	return len;
+}
+
+static size_t on_write(char *p, size_t size, size_t n, void *ud)
+{
+	struct upstream_call *c = ud;
+	size_t len = size * n;
+
+	if (c->on_body && c->on_body(c->ud, p, len) != 0)
+		return 0; /* makes curl fail the transfer: an abort */
+	return len;
+}
+
+static void setup_easy(struct upstream_call *c, const struct upstream_req *req,
+		       const struct upstream_opts *o)
+{
+	CURL *e = c->easy;
+	long connect_s = o->timeout_s < 10 ? o->timeout_s : 10;
+
+	for (size_t i = 0; i < req->n_headers; i++)
+		c->headers = curl_slist_append(c->headers, req->headers[i]);
+	/* no "Expect: 100-continue" round trip for large prompts */
+	c->headers = curl_slist_append(c->headers, "Expect:");
+	curl_easy_setopt(e, CURLOPT_URL, req->url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+			 (curl_off_t)req->body_len);
+	curl_easy_setopt(e, CURLOPT_SHARE, share);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->curl_error);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, connect_s > 0 ? connect_s : 1);
+	/* a silent provider (before headers or mid-stream) times out after
+	 * timeout_s; a non-streaming answer must also be complete by then */
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, o->timeout_s);
+	if (!o->stream)
+		curl_easy_setopt(e, CURLOPT_TIMEOUT, o->timeout_s);
+	/* never pick up http_proxy & co from the daemon's environment */
+	curl_easy_setopt(e, CURLOPT_PROXY, o->proxy ? o->proxy : "");
+	if (o->no_proxy)
+		curl_easy_setopt(e, CURLOPT_NOPROXY, o->no_proxy);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+}
+
+struct upstream_call *upstream_start(const struct upstream_req *req,
+				     const struct upstream_opts *opts,
+				     upstream_body_fn on_body, void *ud)
+{
+	struct upstream_call *c = xcalloc(1, sizeof(*c));
+	int running;
+
+	c->on_body = on_body;
+	c->ud = ud;
+	c->watch_client = true;
+	c->started_us = now_us();
+	c->easy = curl_easy_init();
+	c->multi = curl_multi_init();
+	if (!c->easy || !c->multi) {
+		c->finished = true;
+		c->result = CURLE_OUT_OF_MEMORY;
+		return c;
+	}
+	setup_easy(c, req, opts);
+	curl_multi_add_handle(c->multi, c->easy);
+	curl_multi_perform(c->multi, &running);
+	return c;
+}
+
+/* Collect a finished transfer's result. */
+static void check_done(struct upstream_call *c)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(c->multi, &left))) {
+		if (m->msg == CURLMSG_DONE) {
+			c->finished = true;
+			c->result = m->data.result;
+		}
+	}
+}
+
+/* 0 when the client is still there, -1 when its socket closed. */
+static int client_state(struct upstream_call *c, int fd)
+{
+	char byte;
+	ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n > 0) {
+		/* pipelined request bytes, not a close: stop watching, or
+		 * every poll would return at once */
+		c->watch_client = false;
+		return 0;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	return -1;
+}
+
+enum upstream_state upstream_pump(struct upstream_call *c, int client_fd,
+				  int wait_ms)
+{
+	struct curl_waitfd extra = { .fd = client_fd, .events = CURL_WAIT_POLLIN };
+	unsigned nextra = (client_fd >= 0 && c->watch_client) ? 1 : 0;
+	int running, numfds = 0;
+
+	if (!c->finished) {
+		curl_multi_poll(c->multi, nextra ? &extra : NULL, nextra,
+				wait_ms, &numfds);
+		if (nextra && (extra.revents & (CURL_WAIT_POLLIN | POLLHUP | POLLERR)) &&
+		    client_state(c, client_fd) < 0)
+			return UPSTREAM_CLIENT_GONE;
+		curl_multi_perform(c->multi, &running);
+		check_done(c);
+	}
+	if (!c->finished)
+		return UPSTREAM_RUNNING;
+	return c->result == CURLE_OK ? UPSTREAM_DONE : UPSTREAM_FAILED;
+}
+
+void upstream_wakeup(struct upstream_call *c)
+{
+	if (c && c->multi)
+		curl_multi_wakeup(c->multi);
+}
+
+bool upstream_headers_done(const struct upstream_call *c)
+{
+	return c->headers_done;
+}
+
+long upstream_status(const struct upstream_call *c)
+{
+	return c->status;
+}
+
+const char *upstream_retry_after(const struct upstream_call *c)
+{
+	return c->retry_after[0] ? c->retry_after : NULL;
+}
+
+unsigned long upstream_ttfb_us(const struct upstream_call *c)
+{
+	return (unsigned long)c->ttfb_us;
+}
+
+void upstream_error(const struct upstream_call *c, const char *provider,
+		    struct api_error *err)
+{
+	const char *detail = c->curl_error[0] ? c->curl_error :
+			     curl_easy_strerror(c->result);
+
+	switch (c->result) {
+	case CURLE_OPERATION_TIMEDOUT:
+		apierr_set(err, 504, "upstream_error", "upstream_timeout", NULL,
+			   "Provider '%s' did not answer in time", provider);
+		break;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+		apierr_set(err, 502, "upstream_error", "upstream_unreachable",
+			   NULL, "Cannot reach provider '%s': %s", provider,
+			   detail);
+		break;
+	default:
+		apierr_set(err, 502, "upstream_error", "upstream_error", NULL,
+			   "Transfer from provider '%s' failed: %s", provider,
+			   detail);
+	}
+}
+
+void upstream_free(struct upstream_call *c)
+{
+	if (!c)
+		return;
+	if (c->multi && c->easy)
+		curl_multi_remove_handle(c->multi, c->easy);
+	if (c->easy)
+		curl_easy_cleanup(c->easy);
+	if (c->multi)
+		curl_multi_cleanup(c->multi);
+	curl_slist_free_all(c->headers);
+	free(c);
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * upstream: one HTTP transfer to a provider, on libcurl. Each transfer has
+ * its own easy handle inside its own multi handle, so the thread that owns
+ * the request can pump it step by step (a streaming response is produced
+ * by the connection's own thread, with no cross-thread queue). All
+ * transfers share one CURLSH, so connections, DNS answers and TLS sessions
+ * are pooled per provider host across requests and threads.
+ */
+#ifndef LB_UPSTREAM_H
+#define LB_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "adapter.h"
+#include "apierr.h"
+
+/* Call once from main before any thread starts, and once at exit. */
+int upstream_global_init(void);
+void upstream_global_cleanup(void);
+
+struct upstream_opts {
+	long timeout_s;       /* first byte / idle gap limit; whole transfer
+	                       * for non-streaming requests */
+	bool stream;
+	const char *proxy;    /* proxy URL or NULL for a direct connection */
+	const char *no_proxy; /* hosts that bypass the proxy, or NULL */
+};
+
+/* Body bytes as they arrive. Return 0 to go on, non-zero to abort. */
+typedef int (*upstream_body_fn)(void *ud, const char *p, size_t n);
+
+enum upstream_state {
+	UPSTREAM_RUNNING = 0,
+	UPSTREAM_DONE,        /* transfer finished (any HTTP status) */
+	UPSTREAM_FAILED,      /* transport failure: see upstream_error() */
+	UPSTREAM_CLIENT_GONE  /* the watched client socket closed */
+};
+
+struct upstream_call;
+
+/* Start sending req (which must outlive the call). Never NULL; a setup
+ * failure shows up as UPSTREAM_FAILED on the first pump. Free with
+ * upstream_free(). */
+struct upstream_call *upstream_start(const struct upstream_req *req,
+				     const struct upstream_opts *opts,
+				     upstream_body_fn on_body, void *ud);
+/* Drive the transfer: wait up to wait_ms for network activity (or for
+ * client_fd, when >= 0, to close), then make progress. Body callbacks run
+ * inside this call. */
+enum upstream_state upstream_pump(struct upstream_call *c, int client_fd,
+				  int wait_ms);
+/* Wake a pump blocked in another thread (cancel). Thread-safe. */
+void upstream_wakeup(struct upstream_call *c);
+/* true once the final response headers are in; then status and
+ * Retry-After (NULL if absent) are known. */
+bool upstream_headers_done(const struct upstream_call *c);
+long upstream_status(const struct upstream_call *c);
+const char *upstream_retry_after(const struct upstream_call *c);
+/* For UPSTREAM_FAILED: the client-facing error (502 or 504). */
+void upstream_error(const struct upstream_call *c, const char *provider,
+		    struct api_error *err);
+/* Microseconds between start and the first response header byte, or 0. */
+unsigned long upstream_ttfb_us(const struct upstream_call *c);
+/* Abort if running, release the connection to the pool, free. */
+void upstream_free(struct upstream_call *c);
+
+#endif

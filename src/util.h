@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * util: allocation that aborts on out-of-memory (like lighttpd's ck_malloc:
+ * a gateway that cannot allocate 100 bytes cannot do anything useful), checked
+ * number parsing, monotonic time and a constant-time compare.
+ */
+#ifndef LB_UTIL_H
+#define LB_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+/* Copies; NULL in gives NULL out. Caller frees. */
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Parse a whole decimal string into [min, max]. Returns 0 or -1. */
+int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* Monotonic clock in microseconds / milliseconds. */
+uint64_t now_us(void);
+uint64_t now_ms(void);
+
+/* Compare n bytes without an early exit. true when equal. */
+bool ct_equal(const void *a, const void *b, size_t n);
+
+/* ASCII case-insensitive prefix test. */
+bool has_prefix_ci(const char *s, const char *prefix);
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif
