@@ -12,8 +12,6 @@
 #include "buf.h"
 #include "util.h"
 
-extern const struct adapter adapter_openai;
-
 static const struct adapter *const adapters[] = {
 	&adapter_openai,
 };

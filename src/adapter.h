@@ -36,6 +36,14 @@ void upstream_req_free(struct upstream_req *r);
 int upstream_req_add_header(struct upstream_req *r, const char *name,
 			    const char *value);
 
+/* Fetches a remote resource (an image_url with an http(s) URL) for an
+ * adapter that must inline it. Fills data (capped) and mime ("image/png");
+ * returns 0, or -1 with err set (400 when fetching is disabled or the URL
+ * is refused, 502 when the fetch failed). */
+typedef int (*adapter_fetch_fn)(void *ud, const char *url, struct buf *data,
+				char *mime, size_t mimelen,
+				struct api_error *err);
+
 /* What an adapter knows about one request. Owned by the pipeline. */
 struct adapter_call {
 	const struct provider_cfg *provider;
@@ -44,6 +52,8 @@ struct adapter_call {
 	                             * response and chunk carries this one */
 	bool stream;
 	bool include_usage;         /* the client asked for the usage chunk */
+	adapter_fetch_fn fetch;     /* NULL: remote fetching is disabled */
+	void *fetch_ud;
 };
 
 /* Where a stream translation delivers OpenAI chat.completion.chunk objects.
@@ -90,6 +100,9 @@ struct adapter {
 			  const char *body, size_t len, const char *retry_after,
 			  struct api_error *err);
 };
+
+extern const struct adapter adapter_openai;
+extern const struct adapter adapter_gemini;
 
 /* The adapter registered under name, or NULL. */
 const struct adapter *adapter_find(const char *name);

@@ -35,7 +35,6 @@
 
 struct http_front {
 	struct MHD_Daemon *mhd;
-	unsigned port;
 	atomic_int inflight;
 };
 
@@ -493,85 +492,44 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 	log_warn("http", "%s", msg);
 }
 
-static int bind_address(const struct config *cfg, struct sockaddr_storage *ss)
-{
-	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, cfg->server.host, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons((uint16_t)cfg->server.port);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, cfg->server.host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)cfg->server.port);
-		return 0;
-	}
-	if (strcmp(cfg->server.host, "localhost") == 0) {
-		in4->sin_family = AF_INET;
-		in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		in4->sin_port = htons((uint16_t)cfg->server.port);
-		return 0;
-	}
-	return -1;
-}
-
 struct http_front *http_front_start(const struct config *cfg)
 {
 	struct http_front *f = xcalloc(1, sizeof(*f));
-	struct sockaddr_storage ss;
-	const union MHD_DaemonInfo *info;
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION |
 			 MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
+			 MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC |
+			 MHD_USE_ERROR_LOG;
 
-	if (bind_address(cfg, &ss) < 0) {
-		log_error("http", "server.host '%s' is not an IP address",
-			  cfg->server.host);
-		free(f);
-		return NULL;
-	}
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
 	atomic_init(&f->inflight, 0);
-	f->mhd = MHD_start_daemon(flags, (uint16_t)cfg->server.port, NULL, NULL,
-		on_request, f,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	f->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, f,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->server.max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
 		MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_SIZE,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, f,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 		MHD_OPTION_END);
 	if (!f->mhd) {
-		log_error("http", "cannot listen on %s:%u (address in use, or "
-			  "not permitted)", cfg->server.host, cfg->server.port);
+		log_error("http", "cannot start the HTTP engine");
 		free(f);
 		return NULL;
 	}
-	info = MHD_get_daemon_info(f->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	f->port = info ? info->port : cfg->server.port;
 	return f;
 }
 
-unsigned http_front_port(const struct http_front *f)
+void http_front_add(struct http_front *f, int fd, const struct sockaddr *addr,
+		    socklen_t len)
 {
-	return f->port;
+	/* on failure libmicrohttpd has already closed fd */
+	if (MHD_add_connection(f->mhd, fd, addr, len) != MHD_YES)
+		log_warn("http", "connection refused: too many connections");
 }
 
 void http_front_stop(struct http_front *f, unsigned timeout_s)
 {
 	uint64_t deadline = now_ms() + (uint64_t)timeout_s * 1000u;
-	int fd;
 
 	if (!f)
 		return;
-	fd = MHD_quiesce_daemon(f->mhd);
-	if (fd >= 0)
-		close(fd);
 	while (atomic_load(&f->inflight) > 0 && now_ms() < deadline)
 		usleep(20000);
 	if (atomic_load(&f->inflight) > 0)

@@ -8,17 +8,21 @@
 #ifndef LB_HTTP_FRONT_H
 #define LB_HTTP_FRONT_H
 
+#include <sys/socket.h>
+
 #include "config.h"
 
 struct http_front;
 
-/* Listen as cfg->server says (port 0 = any free port). Returns NULL with
- * a logged error on failure. */
+/* Start the HTTP engine. It listens on nothing itself: the listener hands
+ * it connections with http_front_add(). Returns NULL with a logged error. */
 struct http_front *http_front_start(const struct config *cfg);
-/* The port actually bound. */
-unsigned http_front_port(const struct http_front *f);
-/* Stop accepting, give in-flight requests up to timeout_s to finish,
- * then close everything and free f. */
+/* Serve a connected socket (ownership passes to the front, which closes
+ * it when done or when it cannot take it). Thread-safe. */
+void http_front_add(struct http_front *f, int fd, const struct sockaddr *addr,
+		    socklen_t len);
+/* Give in-flight requests up to timeout_s to finish (the listener must
+ * already be stopped), then close everything and free f. */
 void http_front_stop(struct http_front *f, unsigned timeout_s);
 
 #endif

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "env.h"
 #include "http_front.h"
+#include "listener.h"
 #include "log.h"
 #include "pipeline.h"
 #include "upstream.h"
@@ -149,9 +150,19 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* The listener's verdict on a new connection: hand it to its front. */
+static void hand_connection(void *ud, enum listener_kind kind, int fd,
+			    const struct sockaddr *addr, socklen_t len)
+{
+	struct http_front *front = ud;
+
+	http_front_add(front, fd, addr, len);
+}
+
 static int serve(const struct options *o, struct config *cfg)
 {
 	struct http_front *front;
+	struct listener *listener;
 	sigset_t set;
 	int sig;
 	unsigned drain;
@@ -170,12 +181,18 @@ static int serve(const struct options *o, struct config *cfg)
 	}
 	pipeline_set_config(cfg);
 	front = http_front_start(cfg);
-	if (!front) {
+	listener = front ? listener_start(cfg, NULL, hand_connection, front) :
+		   NULL;
+	if (!listener) {
+		http_front_stop(front, 0);
 		upstream_global_cleanup();
 		return 1;
 	}
+	if (cfg->n_access_keys == 0)
+		log_warn("main", "no client keys (ACCESS_API_KEYS) are set: "
+			 "every API request will be refused with 401");
 	log_info("main", "llm-bridge %s listening on %s:%u", PACKAGE_VERSION,
-		 cfg->server.host, http_front_port(front));
+		 cfg->server.host, listener_port(listener));
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
@@ -189,6 +206,7 @@ static int serve(const struct options *o, struct config *cfg)
 	drain = cfg->server.shutdown_timeout_s;
 	config_release(cfg);
 	log_info("main", "signal %d: draining requests (up to %us)", sig, drain);
+	listener_stop(listener);
 	http_front_stop(front, drain);
 	pipeline_set_config(NULL);
 	upstream_global_cleanup();

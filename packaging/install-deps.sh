@@ -1,0 +1,19 @@
+#!/bin/sh
+# Install what llm-bridge needs to build, run and test on Debian/Ubuntu.
+# Usage: packaging/install-deps.sh   (as root, or through sudo)
+set -eu
+if [ "$(id -u)" -ne 0 ]; then
+	exec sudo "$0" "$@"
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+	build-essential autoconf automake libtool pkg-config ca-certificates \
+	libmicrohttpd-dev libwebsockets-dev libcurl4-gnutls-dev libjson-c-dev \
+	libyaml-dev libgnutls28-dev check \
+	cppcheck clang-tidy valgrind
+# The compatibility suite drives the daemon with the official openai npm
+# package: Node.js is needed for tests only.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	apt-get install -y -qq --no-install-recommends nodejs npm
+fi
