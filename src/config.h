@@ -74,7 +74,7 @@ struct logging_cfg {
 };
 
 struct config {
-	int refs;             /* atomic; see config_retain/release */
+	_Atomic int refs;     /* see config_retain/release */
 	char *path;
 	struct server_cfg server;
 	struct proxy_cfg proxy;

@@ -502,11 +502,11 @@ struct http_front *http_front_start(const struct config *cfg)
 
 	atomic_init(&f->inflight, 0);
 	f->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, f,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->server.max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
 		MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_SIZE,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, f,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
 		MHD_OPTION_END);
 	if (!f->mhd) {
 		log_error("http", "cannot start the HTTP engine");
