@@ -19,17 +19,18 @@
 
 #include "buf.h"
 #include "config.h"
+#include "adapter.h"
 #include "env.h"
 #include "keys.h"
 #include "log.h"
 #include "util.h"
 
-#define DEFAULT_MAX_BODY (10u * 1024 * 1024)
+#define DEFAULT_MAX_BODY ((size_t)10 * 1024 * 1024)
 #define DEFAULT_TIMEOUT_S 600
 
 struct loader {
 	const char *path;
-	yaml_document_t *doc;
+	yaml_document_t doc;
 	const struct env *env;
 	struct buf *errors;
 	int nerrors;
@@ -73,7 +74,7 @@ static void pop_key(struct loader *ld, size_t old)
 
 static yaml_node_t *node_at(struct loader *ld, int id)
 {
-	return yaml_document_get_node(ld->doc, id);
+	return yaml_document_get_node(&ld->doc, id);
 }
 
 static bool is_null(const yaml_node_t *n)
@@ -419,8 +420,8 @@ static void providers_pair(struct loader *ld, const char *k, yaml_node_t *v,
 	each_pair(ld, v, provider_pair, p);
 	if (!p->adapter)
 		p->adapter = xstrdup("openai");
-	if (strcmp(p->adapter, "openai") && strcmp(p->adapter, "gemini"))
-		errf(ld, v, "adapter '%s' is unknown (openai, gemini)",
+	if (!adapter_find(p->adapter))
+		errf(ld, v, "adapter '%s' is unknown (openai or gemini)",
 		     p->adapter);
 	if (!p->base_url && !strcmp(p->adapter, "gemini"))
 		p->base_url = xstrdup(
@@ -671,7 +672,7 @@ static void set_defaults(struct config *cfg)
 	cfg->logging.json = true;
 	cfg->logging.level = LOGL_INFO;
 	cfg->logging.console = true;
-	cfg->logging.max_size = 10 * 1024 * 1024;
+	cfg->logging.max_size = (int64_t)10 * 1024 * 1024;
 	cfg->logging.backup_count = 5;
 }
 
@@ -697,7 +698,6 @@ static void check_duplicates(struct config *cfg, struct buf *errors)
 static int parse_file(struct loader *ld, struct config *cfg)
 {
 	yaml_parser_t parser;
-	yaml_document_t doc;
 	FILE *f = fopen(ld->path, "rb");
 	int rc = -1;
 
@@ -708,7 +708,7 @@ static int parse_file(struct loader *ld, struct config *cfg)
 	}
 	yaml_parser_initialize(&parser);
 	yaml_parser_set_input_file(&parser, f);
-	if (!yaml_parser_load(&parser, &doc)) {
+	if (!yaml_parser_load(&parser, &ld->doc)) {
 		buf_printf(ld->errors, "%s:%lu:%lu: %s%s%s\n", ld->path,
 			   (unsigned long)parser.problem_mark.line + 1,
 			   (unsigned long)parser.problem_mark.column + 1,
@@ -717,12 +717,11 @@ static int parse_file(struct loader *ld, struct config *cfg)
 			   parser.context ? parser.context : "");
 		goto out_parser;
 	}
-	ld->doc = &doc;
-	yaml_node_t *root = yaml_document_get_root_node(&doc);
+	yaml_node_t *root = yaml_document_get_root_node(&ld->doc);
 	if (root)
 		each_pair(ld, root, top_pair, cfg);
 	rc = ld->nerrors ? -1 : 0;
-	yaml_document_delete(&doc);
+	yaml_document_delete(&ld->doc);
 out_parser:
 	yaml_parser_delete(&parser);
 	fclose(f);

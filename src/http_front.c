@@ -28,8 +28,8 @@
 #include "pipeline.h"
 #include "util.h"
 
-#define THREAD_STACK_SIZE (256u * 1024u)
-#define STREAM_BLOCK_SIZE (16u * 1024u)
+#define THREAD_STACK_SIZE ((size_t)256 * 1024)
+#define STREAM_BLOCK_SIZE ((size_t)16 * 1024)
 #define STREAM_WAIT_MS 500
 #define IDLE_TIMEOUT_S 120
 

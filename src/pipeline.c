@@ -216,7 +216,7 @@ static int emit_chunk(void *ud, json_object *chunk)
 static int on_sse_event(void *ud, const struct sse_event *ev)
 {
 	struct pl_request *r = ud;
-	struct api_error err;
+	struct api_error err = { 0 };
 	int rc;
 
 	rc = r->route.adapter->stream_event(r->astate, ev, &r->emit, &err);
@@ -559,7 +559,7 @@ static enum upstream_state pump_until_end(struct pl_request *r)
 static enum pl_result finish_buffered(struct pl_request *r,
 				      enum upstream_state st)
 {
-	struct api_error err;
+	struct api_error err = { 0 };
 	long status = upstream_status(r->up);
 	json_object *resp = NULL;
 	const char *s;
@@ -607,7 +607,7 @@ static enum pl_result finish_buffered(struct pl_request *r,
 
 enum pl_result pipeline_start(struct pl_request *r)
 {
-	struct api_error err;
+	struct api_error err = { 0 };
 	struct upstream_opts opts;
 	enum upstream_state st;
 	long status;
@@ -666,7 +666,7 @@ void pipeline_response(const struct pl_request *r, int *status,
 
 static void finish_stream(struct pl_request *r, enum upstream_state st)
 {
-	struct api_error err;
+	struct api_error err = { 0 };
 	int rc;
 
 	if (r->stream_ended)
@@ -693,7 +693,7 @@ static void finish_stream(struct pl_request *r, enum upstream_state st)
 enum pl_result pipeline_stream_pump(struct pl_request *r, int wait_ms)
 {
 	enum upstream_state st;
-	struct api_error err;
+	struct api_error err = { 0 };
 	uint64_t t0;
 
 	if (r->stream_ended)

@@ -1,0 +1,67 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Runs the official openai npm SDK against llm-bridge and the mock upstream,
+# both started here on ephemeral loopback ports. Exit 77 (skip) only when
+# Node.js is absent; a failing npm install is a failure, not a skip.
+set -eu
+
+srcdir=$(cd "$(dirname "$0")" && pwd)
+: "${LB_DAEMON:?}" "${LB_MOCK:?}"
+command -v node >/dev/null 2>&1 || { echo "node not found: skipped"; exit 77; }
+
+work=$(mktemp -d /tmp/lb-compat-XXXXXX)
+mock_pid= daemon_pid=
+cleanup() {
+	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null || :
+	[ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null || :
+	wait 2>/dev/null || :
+	rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+# A writable copy: the source tree is read-only under make distcheck, and
+# node_modules is cached beside the build so reruns skip the download.
+cache=${LB_COMPAT_CACHE:-$PWD/compat-node_modules}
+cp "$srcdir/package.json" "$srcdir/package-lock.json" "$srcdir"/*.mjs "$work/"
+if [ -d "$cache/node_modules" ] && cmp -s "$cache/package-lock.json" "$srcdir/package-lock.json"; then
+	cp -r "$cache/node_modules" "$work/"
+else
+	(cd "$work" && npm ci --no-audit --no-fund --loglevel=error)
+	rm -rf "$cache" && mkdir -p "$cache" &&
+		cp -r "$work/node_modules" "$srcdir/package-lock.json" "$cache/" || :
+fi
+
+"$LB_MOCK" --port 0 >"$work/mock.port" 2>"$work/mock.log" &
+mock_pid=$!
+for _ in $(seq 100); do grep -q '^PORT ' "$work/mock.port" && break; sleep 0.05; done
+mport=$(sed -n 's/^PORT //p' "$work/mock.port")
+[ -n "$mport" ] || { echo "mock did not start"; exit 1; }
+
+cat >"$work/config.yaml" <<EOC
+server: { host: 127.0.0.1, port: 0 }
+providers:
+  mock:
+    base_url: "http://127.0.0.1:$mport/v1"
+    models:
+      gpt-test: { max_tokens: 1000, timeout: 10 }
+EOC
+printf 'ACCESS_API_KEYS=sk-compat-client-key\nMOCK_API_KEY=sk-compat-provider\n' >"$work/env"
+"$LB_DAEMON" --config "$work/config.yaml" --env-file "$work/env" 2>"$work/daemon.log" &
+daemon_pid=$!
+port=
+for _ in $(seq 200); do
+	port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$work/daemon.log")
+	[ -n "$port" ] && break
+	sleep 0.05
+done
+[ -n "$port" ] || { cat "$work/daemon.log"; echo "daemon did not start"; exit 1; }
+
+# Both base URL spellings that SDKs and chat apps are given.
+for base in "http://127.0.0.1:$port/v1" "http://127.0.0.1:$port"; do
+	echo "# base URL $base"
+	(cd "$work" && LB_BASE_URL=$base LB_CLIENT_KEY=sk-compat-client-key \
+		node --test --test-reporter=spec openai.test.mjs)
+done
+if grep -q 'sk-compat-' "$work/daemon.log"; then
+	echo "a key appeared in the daemon log"; exit 1
+fi
