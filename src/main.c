@@ -18,9 +18,11 @@
 #include "env.h"
 #include "http_front.h"
 #include "listener.h"
+#include "ws_front.h"
 #include "log.h"
 #include "pipeline.h"
 #include "upstream.h"
+#include "util.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0"
@@ -151,18 +153,26 @@ static void raise_fd_limit(void)
 }
 
 /* The listener's verdict on a new connection: hand it to its front. */
+struct fronts {
+	struct http_front *http;
+	struct ws_front *ws;
+};
+
 static void hand_connection(void *ud, enum listener_kind kind, int fd,
 			    const struct sockaddr *addr, socklen_t len)
 {
-	struct http_front *front = ud;
+	struct fronts *fr = ud;
 
-	http_front_add(front, fd, addr, len);
+	if (kind == LISTENER_WS)
+		ws_front_add(fr->ws, fd, addr, len);
+	else
+		http_front_add(fr->http, fd, addr, len);
 }
 
 static int serve(const struct options *o, struct config *cfg)
 {
-	struct http_front *front;
-	struct listener *listener;
+	struct fronts fr = { 0 };
+	struct listener *listener = NULL;
 	sigset_t set;
 	int sig;
 	unsigned drain;
@@ -180,11 +190,13 @@ static int serve(const struct options *o, struct config *cfg)
 		return 1;
 	}
 	pipeline_set_config(cfg);
-	front = http_front_start(cfg);
-	listener = front ? listener_start(cfg, NULL, hand_connection, front) :
-		   NULL;
+	fr.http = http_front_start(cfg);
+	fr.ws = fr.http ? ws_front_start(cfg) : NULL;
+	if (fr.ws)
+		listener = listener_start(cfg, WS_PATH, hand_connection, &fr);
 	if (!listener) {
-		http_front_stop(front, 0);
+		ws_front_stop(fr.ws, 0);
+		http_front_stop(fr.http, 0);
 		upstream_global_cleanup();
 		return 1;
 	}
@@ -207,7 +219,14 @@ static int serve(const struct options *o, struct config *cfg)
 	config_release(cfg);
 	log_info("main", "signal %d: draining requests (up to %us)", sig, drain);
 	listener_stop(listener);
-	http_front_stop(front, drain);
+	{
+		/* one drain budget shared by both fronts */
+		uint64_t t0 = now_ms(), spent;
+
+		ws_front_stop(fr.ws, drain);
+		spent = (now_ms() - t0) / 1000;
+		http_front_stop(fr.http, spent < drain ? drain - (unsigned)spent : 0);
+	}
 	pipeline_set_config(NULL);
 	upstream_global_cleanup();
 	log_info("main", "stopped");

@@ -712,6 +712,16 @@ enum pl_result pipeline_stream_pump(struct pl_request *r, int wait_ms)
 	return r->stream_ended ? PL_END : PL_MORE;
 }
 
+bool pipeline_usage_json(const struct pl_request *r, struct buf *out)
+{
+	if (!r->usage.known)
+		return false;
+	buf_printf(out, "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,"
+		   "\"total_tokens\":%lld}", (long long)r->usage.prompt,
+		   (long long)r->usage.completion, (long long)r->usage.total);
+	return true;
+}
+
 void pipeline_cancel(struct pl_request *r)
 {
 	atomic_store(&r->cancelled, true);

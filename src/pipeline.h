@@ -65,6 +65,9 @@ void pipeline_response(const struct pl_request *r, int *status,
 /* Drive a stream: wait up to wait_ms, deliver what arrived to the sink.
  * Returns PL_MORE or PL_END. */
 enum pl_result pipeline_stream_pump(struct pl_request *r, int wait_ms);
+/* The usage reported so far as an OpenAI usage object appended to out;
+ * false (nothing appended) when no usage is known. */
+bool pipeline_usage_json(const struct pl_request *r, struct buf *out);
 /* Cancel from any thread: the next pump ends the stream. */
 void pipeline_cancel(struct pl_request *r);
 /* Microseconds spent inside the gateway so far, upstream wait excluded. */

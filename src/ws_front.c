@@ -1,0 +1,875 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ws_front: libwebsockets service thread, connections, outboxes and the
+ * WebSocket sink; see ws_front.h.
+ *
+ * Threads: the service thread owns every struct lws and is the only one to
+ * call into libwebsockets, except lws_cancel_service(), which is how the
+ * acceptor (new sockets) and the workers (new messages) wake it. A
+ * connection is shared between the service thread and its workers and is
+ * reference-counted; its outbox, job list and closed flag are guarded by
+ * its mutex. Lock order: front->lock before conn->lock, never the reverse.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+
+#include "log.h"
+#include "pipeline.h"
+#include "util.h"
+#include "ws_front.h"
+#include "ws_proto.h"
+
+#define OUTBOX_MAX_BYTES ((size_t)1 << 20) /* per connection */
+#define MAX_JOBS_PER_CONN 32
+#define MAX_PENDING_FDS 1024
+#define WORKER_STACK_SIZE ((size_t)256 * 1024)
+#define PUMP_WAIT_MS 250
+#define POLL_STEP_MS 20
+
+struct ws_out {
+	struct ws_out *next;
+	size_t len;
+	unsigned char data[]; /* LWS_PRE bytes of headroom, then the text */
+};
+
+struct ws_conn;
+
+/* One chat request on a socket. */
+struct ws_job {
+	struct ws_conn *conn;
+	struct ws_job *next;       /* conn->jobs or conn->serial queue */
+	char id[WS_ID_MAX + 1];    /* "" = original framing, run in order */
+	char *api_key;             /* SECRET: wiped on free */
+	char *body;
+	size_t body_len;
+	bool stream;
+	bool cancelled;            /* {conn->lock} */
+	bool client_cancel;        /* cancelled by a "cancel" message */
+	struct pl_request *pl;     /* {conn->lock} while running */
+};
+
+struct ws_conn {
+	atomic_int refs;
+	pthread_mutex_t lock;
+	pthread_cond_t space;      /* outbox drained / closed / cancelled */
+	struct ws_front *front;
+	struct lws *wsi;           /* service thread only */
+	struct ws_conn *next_live; /* front->live, {front->lock} */
+	/* {lock}: */
+	bool closed;
+	bool want_write;
+	struct ws_out *head, *tail;
+	size_t out_bytes;
+	struct ws_job *jobs;       /* running or queued, for cancel */
+	size_t n_jobs;
+	struct ws_job *serial_head, *serial_tail; /* id-less, waiting */
+	bool serial_busy;
+	/* service thread only: */
+	char *api_key;             /* set by auth; SECRET */
+	struct buf rx;             /* message being assembled */
+	bool rx_binary, rx_oversize;
+	char client_addr[64];
+};
+
+struct pss {
+	struct ws_conn *conn;
+};
+
+struct ws_front {
+	struct lws_context *ctx;
+	struct lws_vhost *vhost;
+	pthread_t thread;
+	atomic_bool stop;
+	atomic_int workers;
+	pthread_mutex_t lock;
+	struct ws_conn *live;      /* {lock} */
+	int pending[MAX_PENDING_FDS]; /* {lock}: sockets to adopt */
+	size_t n_pending;
+	bool destroying;           /* {lock}: ctx is going away */
+};
+
+/* ---- wake-ups and connection lifetime ---- */
+
+static void front_wake(struct ws_front *f)
+{
+	pthread_mutex_lock(&f->lock);
+	if (f->ctx && !f->destroying)
+		lws_cancel_service(f->ctx);
+	pthread_mutex_unlock(&f->lock);
+}
+
+static void conn_ref(struct ws_conn *c)
+{
+	atomic_fetch_add(&c->refs, 1);
+}
+
+static void wipe_free(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+static void job_free(struct ws_job *j)
+{
+	wipe_free(j->api_key);
+	free(j->body);
+	free(j);
+}
+
+static void conn_unref(struct ws_conn *c)
+{
+	struct ws_out *o, *next;
+
+	if (atomic_fetch_sub(&c->refs, 1) != 1)
+		return;
+	for (o = c->head; o; o = next) {
+		next = o->next;
+		free(o);
+	}
+	wipe_free(c->api_key);
+	buf_free(&c->rx);
+	pthread_cond_destroy(&c->space);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/* Queue text for the socket. Blocks while the outbox is full (the caller
+ * is a worker, and waiting is what pauses its upstream). Returns -1 when
+ * the socket closed or the job was cancelled. Thread-safe. */
+static int conn_push(struct ws_conn *c, const struct ws_job *j,
+		     const char *text, size_t len)
+{
+	struct ws_out *o = xmalloc(sizeof(*o) + LWS_PRE + len);
+
+	o->next = NULL;
+	o->len = len;
+	memcpy(o->data + LWS_PRE, text, len);
+	pthread_mutex_lock(&c->lock);
+	while (!c->closed && !(j && j->cancelled) && c->head &&
+	       c->out_bytes + len > OUTBOX_MAX_BYTES)
+		pthread_cond_wait(&c->space, &c->lock);
+	if (c->closed || (j && j->cancelled && !j->client_cancel)) {
+		pthread_mutex_unlock(&c->lock);
+		free(o);
+		return -1;
+	}
+	if (c->tail)
+		c->tail->next = o;
+	else
+		c->head = o;
+	c->tail = o;
+	c->out_bytes += len;
+	c->want_write = true;
+	pthread_mutex_unlock(&c->lock);
+	front_wake(c->front);
+	return 0;
+}
+
+/* From the service thread: queue without blocking (a reply to the
+ * client's own message; the client is talking, so it is reading). */
+static void conn_reply(struct ws_conn *c, struct buf *b)
+{
+	conn_push(c, NULL, b->data ? b->data : "", b->len);
+	buf_reset(b);
+}
+
+/* ---- the WebSocket sink (worker threads) ---- */
+
+static int sink_chunk(void *ud, const char *json, size_t len)
+{
+	struct ws_job *j = ud;
+	struct buf b;
+	int rc;
+
+	buf_init(&b, 0);
+	ws_proto_chunk(&b, j->id, json, len);
+	rc = conn_push(j->conn, j, b.data, b.len);
+	buf_free(&b);
+	return rc;
+}
+
+static void send_request_error(struct ws_job *j, const struct api_error *err)
+{
+	struct buf b;
+	const char *second;
+
+	buf_init(&b, 0);
+	if (j->client_cancel) {
+		ws_proto_cancelled(&b, j->id);
+		second = j->id[0] ? NULL : "data: [DONE]\n\n";
+	} else if (j->stream) {
+		ws_proto_request_error(&b, j->id, err, &second);
+	} else {
+		ws_proto_error(&b, j->id, err);
+		second = NULL;
+	}
+	if (conn_push(j->conn, j, b.data, b.len) == 0 && second)
+		conn_push(j->conn, j, second, strlen(second));
+	buf_free(&b);
+}
+
+static void sink_end(void *ud, const struct api_error *err)
+{
+	struct ws_job *j = ud;
+	struct buf b, usage;
+
+	if (err) {
+		send_request_error(j, err);
+		return;
+	}
+	buf_init(&b, 0);
+	buf_init(&usage, 0);
+	pthread_mutex_lock(&j->conn->lock);
+	bool have = j->pl && pipeline_usage_json(j->pl, &usage);
+	pthread_mutex_unlock(&j->conn->lock);
+	ws_proto_done(&b, j->id, have ? usage.data : NULL);
+	conn_push(j->conn, j, b.data, b.len);
+	buf_free(&b);
+	buf_free(&usage);
+}
+
+/* ---- workers ---- */
+
+static void run_job(struct ws_job *j)
+{
+	struct ws_conn *c = j->conn;
+	struct pl_sink sink = { .ud = j, .chunk = sink_chunk, .end = sink_end };
+	char request_id[32];
+	struct pl_input in = { 0 };
+	struct pl_request *pl;
+	enum pl_result res;
+
+	in.cfg = pipeline_config_acquire();
+	if (!in.cfg)
+		return;
+	pipeline_make_request_id(request_id, sizeof(request_id));
+	in.api_key = j->api_key;
+	in.body = j->body;
+	in.body_len = j->body_len;
+	in.front = "ws";
+	in.request_id = request_id;
+	in.client_addr = c->client_addr;
+	in.client_fd = -1;
+	in.sink = &sink;
+	pl = pipeline_new(&in);
+	pthread_mutex_lock(&c->lock);
+	j->pl = pl;
+	if (j->cancelled || c->closed)
+		pipeline_cancel(pl);
+	pthread_mutex_unlock(&c->lock);
+
+	res = pipeline_start(pl);
+	if (res == PL_RESPONSE) {
+		const char *body, *ra;
+		size_t len;
+		int status;
+		struct buf b;
+
+		pipeline_response(pl, &status, &body, &len, &ra);
+		buf_init(&b, 0);
+		if (status == 200 && !j->stream) {
+			ws_proto_completion(&b, j->id, body, len);
+			conn_push(c, j, b.data, b.len);
+		} else {
+			struct api_error err = { .status = status };
+			json_object *o = json_tokener_parse(body);
+			json_object *e = NULL, *v;
+
+			/* the pipeline's answer is already an OpenAI error:
+			 * carry its fields over as they are */
+			json_object_object_get_ex(o, "error", &e);
+			err.type = json_object_object_get_ex(e, "type", &v) ?
+					   json_object_get_string(v) : NULL;
+			err.code = json_object_object_get_ex(e, "code", &v) ?
+					   json_object_get_string(v) : NULL;
+			err.param = json_object_object_get_ex(e, "param", &v) ?
+					    json_object_get_string(v) : NULL;
+			snprintf(err.message, sizeof(err.message), "%s",
+				 json_object_object_get_ex(e, "message", &v) ?
+					 json_object_get_string(v) : "error");
+			snprintf(err.retry_after, sizeof(err.retry_after),
+				 "%s", ra ? ra : "");
+			send_request_error(j, &err);
+			json_object_put(o);
+		}
+		buf_free(&b);
+	} else if (res == PL_STREAM) {
+		while (pipeline_stream_pump(pl, PUMP_WAIT_MS) == PL_MORE)
+			;
+	}
+	pthread_mutex_lock(&c->lock);
+	j->pl = NULL;
+	pthread_mutex_unlock(&c->lock);
+	pipeline_free(pl);
+	config_release(in.cfg);
+}
+
+static void unlink_job(struct ws_conn *c, struct ws_job *j)
+{
+	for (struct ws_job **p = &c->jobs; *p; p = &(*p)->next) {
+		if (*p == j) {
+			*p = j->next;
+			c->n_jobs--;
+			return;
+		}
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct ws_job *j = arg;
+	struct ws_conn *c = j->conn;
+	struct ws_front *f = c->front;
+
+	while (j) {
+		bool serial = !j->id[0];
+
+		run_job(j);
+		pthread_mutex_lock(&c->lock);
+		unlink_job(c, j);
+		job_free(j);
+		j = NULL;
+		if (serial) {
+			/* the original answers one id-less request after the
+			 * other: this worker takes the next one */
+			j = c->serial_head;
+			if (j) {
+				c->serial_head = j->next;
+				if (!c->serial_head)
+					c->serial_tail = NULL;
+				j->next = c->jobs;
+				c->jobs = j;
+			} else {
+				c->serial_busy = false;
+			}
+		}
+		pthread_cond_broadcast(&c->space);
+		pthread_mutex_unlock(&c->lock);
+	}
+	conn_unref(c);
+	atomic_fetch_sub(&f->workers, 1);
+	return NULL;
+}
+
+static int spawn_worker(struct ws_job *j)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, WORKER_STACK_SIZE);
+	conn_ref(j->conn);
+	atomic_fetch_add(&j->conn->front->workers, 1);
+	rc = pthread_create(&t, &attr, worker_main, j);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		atomic_fetch_sub(&j->conn->front->workers, 1);
+		conn_unref(j->conn);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- messages from the client (service thread) ---- */
+
+static void reply_error(struct ws_conn *c, const char *id, int status,
+			const char *type, const char *code, const char *msg)
+{
+	struct api_error err;
+	struct buf b;
+
+	apierr_set(&err, status, type, code, NULL, "%s", msg);
+	buf_init(&b, 0);
+	ws_proto_error(&b, id, &err);
+	conn_reply(c, &b);
+	buf_free(&b);
+}
+
+static struct ws_job *find_job(struct ws_conn *c, const char *id)
+{
+	for (struct ws_job *j = c->jobs; j; j = j->next)
+		if (j->id[0] && !strcmp(j->id, id))
+			return j;
+	return NULL;
+}
+
+static void on_chat(struct ws_conn *c, struct ws_msg *m)
+{
+	struct ws_job *j;
+	bool start = true;
+
+	pthread_mutex_lock(&c->lock);
+	if (m->id[0] && find_job(c, m->id)) {
+		pthread_mutex_unlock(&c->lock);
+		reply_error(c, m->id, 400, "invalid_request_error",
+			    "duplicate_id", "A request with this id is still "
+			    "running");
+		return;
+	}
+	if (c->n_jobs >= MAX_JOBS_PER_CONN) {
+		pthread_mutex_unlock(&c->lock);
+		reply_error(c, m->id, 429, "rate_limit_error",
+			    "too_many_requests", "Too many requests running "
+			    "on this socket");
+		return;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->conn = c;
+	memcpy(j->id, m->id, sizeof(j->id));
+	j->api_key = xstrdup(m->api_key ? m->api_key : c->api_key);
+	j->stream = m->stream;
+	j->body = ws_proto_request_body(m, &j->body_len);
+	c->n_jobs++;
+	if (!j->id[0] && c->serial_busy) {
+		if (c->serial_tail)
+			c->serial_tail->next = j;
+		else
+			c->serial_head = j;
+		c->serial_tail = j;
+		start = false;
+	} else {
+		j->next = c->jobs;
+		c->jobs = j;
+		if (!j->id[0])
+			c->serial_busy = true;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (start && spawn_worker(j) < 0) {
+		pthread_mutex_lock(&c->lock);
+		unlink_job(c, j);
+		if (!j->id[0])
+			c->serial_busy = false;
+		pthread_mutex_unlock(&c->lock);
+		reply_error(c, m->id, 503, "server_error", "overloaded",
+			    "Cannot start a worker for this request");
+		job_free(j);
+	}
+}
+
+static void on_cancel(struct ws_conn *c, const char *id)
+{
+	struct ws_job *j;
+
+	pthread_mutex_lock(&c->lock);
+	j = find_job(c, id);
+	if (!j) {
+		for (j = c->serial_head; j && strcmp(j->id, id); j = j->next)
+			;
+	}
+	if (j && !j->cancelled) {
+		j->cancelled = true;
+		j->client_cancel = true;
+		if (j->pl)
+			pipeline_cancel(j->pl);
+		pthread_cond_broadcast(&c->space);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!j)
+		reply_error(c, id, 404, "invalid_request_error",
+			    "unknown_request", "No running request has this id");
+}
+
+static void on_auth(struct ws_conn *c, const char *key)
+{
+	struct config *cfg = pipeline_config_acquire();
+	const struct key_entry *ke;
+	struct api_error err;
+	struct buf b;
+
+	buf_init(&b, 0);
+	if (cfg && pipeline_auth(cfg, key, &ke, &err) == 0) {
+		wipe_free(c->api_key);
+		c->api_key = xstrdup(key);
+		ws_proto_auth_ok(&b);
+	} else {
+		if (!cfg)
+			apierr_set(&err, 503, "server_error", NULL, NULL,
+				   "shutting down");
+		ws_proto_error(&b, NULL, &err);
+	}
+	conn_reply(c, &b);
+	buf_free(&b);
+	config_release(cfg);
+}
+
+static void on_message(struct ws_conn *c)
+{
+	struct ws_msg m;
+	struct api_error err;
+	struct buf b;
+
+	buf_init(&b, 0);
+	if (c->rx_binary) {
+		reply_error(c, NULL, 400, "invalid_request_error",
+			    "binary_frame", "Binary messages are not "
+			    "supported: send JSON text");
+		return;
+	}
+	if (c->rx_oversize) {
+		reply_error(c, NULL, 413, "invalid_request_error",
+			    "message_too_large", "Message exceeds "
+			    "server.max_body_bytes");
+		return;
+	}
+	if (ws_proto_parse(c->rx.data ? c->rx.data : "", c->rx.len,
+			   c->api_key != NULL, &m, &err) < 0) {
+		ws_proto_error(&b, m.id, &err);
+		conn_reply(c, &b);
+		goto out;
+	}
+	switch (m.type) {
+	case WS_MSG_CHAT:
+		on_chat(c, &m);
+		break;
+	case WS_MSG_AUTH:
+		on_auth(c, m.api_key);
+		break;
+	case WS_MSG_CANCEL:
+		on_cancel(c, m.id);
+		break;
+	case WS_MSG_PING:
+		ws_proto_pong(&b, m.id);
+		conn_reply(c, &b);
+		break;
+	}
+out:
+	ws_msg_free(&m);
+	buf_free(&b);
+}
+
+/* ---- libwebsockets callbacks (service thread) ---- */
+
+static bool origin_allowed(struct lws *wsi, const struct config *cfg)
+{
+	char origin[256];
+	int n = lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
+
+	if (n <= 0)
+		return true; /* not a browser: nothing to check */
+	for (size_t i = 0; i < cfg->server.n_cors_origins; i++) {
+		const char *o = cfg->server.cors_origins[i];
+		if (!strcmp(o, "*") || !strcasecmp(o, origin))
+			return true;
+	}
+	return false;
+}
+
+/* The upgrade request: right path, allowed Origin, and a valid key when
+ * an Authorization header came with it. Non-zero rejects the handshake. */
+static int filter_upgrade(struct lws *wsi)
+{
+	struct config *cfg = pipeline_config_acquire();
+	char uri[64], auth[512];
+	const struct key_entry *ke;
+	struct api_error err;
+	int rc = 0;
+
+	if (!cfg)
+		return -1;
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
+	    strcmp(uri, WS_PATH) != 0) {
+		rc = -1;
+	} else if (!origin_allowed(wsi, cfg)) {
+		log_info("ws", "upgrade refused: Origin not in "
+			 "server.cors_origins");
+		rc = -1;
+	} else if (lws_hdr_copy(wsi, auth, sizeof(auth),
+				WSI_TOKEN_HTTP_AUTHORIZATION) > 0 &&
+		   pipeline_auth(cfg, auth, &ke, &err) < 0) {
+		log_info("ws", "upgrade refused: invalid API key");
+		rc = -1;
+	}
+	explicit_bzero(auth, sizeof(auth));
+	config_release(cfg);
+	return rc;
+}
+
+static void on_established(struct ws_front *f, struct lws *wsi,
+			   struct pss *pss)
+{
+	struct config *cfg = pipeline_config_acquire();
+	struct ws_conn *c = xcalloc(1, sizeof(*c));
+	char auth[512];
+
+	atomic_init(&c->refs, 1);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->space, NULL);
+	c->front = f;
+	c->wsi = wsi;
+	buf_init(&c->rx, cfg ? cfg->server.max_body_bytes : 1 << 20);
+	lws_get_peer_simple(wsi, c->client_addr, sizeof(c->client_addr));
+	/* filter_upgrade checked it; keep it so messages need no api_key */
+	if (lws_hdr_copy(wsi, auth, sizeof(auth),
+			 WSI_TOKEN_HTTP_AUTHORIZATION) > 0)
+		c->api_key = xstrdup(auth);
+	explicit_bzero(auth, sizeof(auth));
+	config_release(cfg);
+	pss->conn = c;
+	pthread_mutex_lock(&f->lock);
+	c->next_live = f->live;
+	f->live = c;
+	pthread_mutex_unlock(&f->lock);
+}
+
+static void on_closed(struct ws_front *f, struct pss *pss)
+{
+	struct ws_conn *c = pss->conn, **p;
+	struct ws_job *q, *next;
+
+	if (!c)
+		return;
+	pss->conn = NULL;
+	pthread_mutex_lock(&f->lock);
+	for (p = &f->live; *p; p = &(*p)->next_live) {
+		if (*p == c) {
+			*p = c->next_live;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_lock(&c->lock);
+	c->closed = true;
+	c->wsi = NULL;
+	for (struct ws_job *j = c->jobs; j; j = j->next) {
+		j->cancelled = true;
+		if (j->pl)
+			pipeline_cancel(j->pl);
+	}
+	q = c->serial_head;
+	c->serial_head = c->serial_tail = NULL;
+	pthread_cond_broadcast(&c->space);
+	pthread_mutex_unlock(&c->lock);
+	for (; q; q = next) {
+		next = q->next;
+		job_free(q);
+	}
+	conn_unref(c);
+}
+
+static int on_writeable(struct lws *wsi, struct ws_conn *c)
+{
+	struct ws_out *o;
+	int n;
+
+	pthread_mutex_lock(&c->lock);
+	o = c->head;
+	if (o) {
+		c->head = o->next;
+		if (!c->head)
+			c->tail = NULL;
+		c->out_bytes -= o->len;
+		pthread_cond_broadcast(&c->space);
+	}
+	bool more = c->head != NULL;
+	pthread_mutex_unlock(&c->lock);
+	if (!o)
+		return 0;
+	n = lws_write(wsi, o->data + LWS_PRE, o->len, LWS_WRITE_TEXT);
+	free(o);
+	if (n < 0)
+		return -1;
+	if (more)
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static void on_receive(struct lws *wsi, struct ws_conn *c, const void *in,
+		       size_t len)
+{
+	if (lws_is_first_fragment(wsi)) {
+		buf_reset(&c->rx);
+		c->rx_binary = lws_frame_is_binary(wsi);
+		c->rx_oversize = false;
+	}
+	if (!c->rx_binary && !c->rx_oversize &&
+	    buf_append(&c->rx, in, len) < 0) {
+		c->rx_oversize = true;
+		buf_reset(&c->rx);
+	}
+	if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi))
+		on_message(c);
+}
+
+/* Adopt handed-over sockets and flush outboxes that workers filled. */
+static void on_wake(struct ws_front *f)
+{
+	int fds[MAX_PENDING_FDS];
+	size_t n;
+
+	pthread_mutex_lock(&f->lock);
+	n = f->n_pending;
+	memcpy(fds, f->pending, n * sizeof(int));
+	f->n_pending = 0;
+	for (struct ws_conn *c = f->live; c; c = c->next_live) {
+		pthread_mutex_lock(&c->lock);
+		bool w = c->want_write && c->wsi;
+		c->want_write = false;
+		pthread_mutex_unlock(&c->lock);
+		if (w)
+			lws_callback_on_writable(c->wsi);
+	}
+	pthread_mutex_unlock(&f->lock);
+	for (size_t i = 0; i < n; i++)
+		if (!lws_adopt_socket_vhost(f->vhost, fds[i]))
+			close(fds[i]);
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason,
+		    void *user, void *in, size_t len)
+{
+	struct ws_front *f = lws_context_user(lws_get_context(wsi));
+	struct pss *pss = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return filter_upgrade(wsi);
+	case LWS_CALLBACK_ESTABLISHED:
+		on_established(f, wsi, pss);
+		return 0;
+	case LWS_CALLBACK_RECEIVE:
+		if (pss && pss->conn)
+			on_receive(wsi, pss->conn, in, len);
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return pss && pss->conn ? on_writeable(wsi, pss->conn) : 0;
+	case LWS_CALLBACK_CLOSED:
+		on_closed(f, pss);
+		return 0;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		on_wake(f);
+		return 0;
+	case LWS_CALLBACK_HTTP:
+		/* GET /v1/ws without an Upgrade */
+		lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST,
+				       "/v1/ws is a WebSocket endpoint");
+		return -1;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+static const struct lws_protocols protocols[] = {
+	/* first: used when the client names no subprotocol */
+	{ "llm-bridge", callback, sizeof(struct pss), 4096, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+static void lws_log(int level, const char *line)
+{
+	size_t n = strlen(line);
+
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		n--;
+	if (level & LLL_ERR)
+		log_warn("ws", "libwebsockets: %.*s", (int)n, line);
+	else
+		log_debug("ws", "libwebsockets: %.*s", (int)n, line);
+}
+
+static void *service_main(void *arg)
+{
+	struct ws_front *f = arg;
+
+	while (!atomic_load(&f->stop))
+		lws_service(f->ctx, 0);
+	return NULL;
+}
+
+struct ws_front *ws_front_start(const struct config *cfg)
+{
+	struct lws_context_creation_info info;
+	struct ws_front *f = xcalloc(1, sizeof(*f));
+
+	(void)cfg;
+	lws_set_log_level(LLL_ERR | (log_enabled(LOGL_DEBUG) ? LLL_WARN : 0),
+			  lws_log);
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	info.protocols = protocols;
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.user = f;
+	info.count_threads = 1;
+	info.timeout_secs = 10;
+	info.ka_time = 60;
+	info.ka_probes = 3;
+	info.ka_interval = 10;
+	pthread_mutex_init(&f->lock, NULL);
+	atomic_init(&f->stop, false);
+	atomic_init(&f->workers, 0);
+	f->ctx = lws_create_context(&info);
+	if (!f->ctx) {
+		log_error("ws", "cannot create the libwebsockets context");
+		goto fail;
+	}
+	f->vhost = lws_get_vhost_by_name(f->ctx, "default");
+	if (!f->vhost) {
+		log_error("ws", "libwebsockets has no default vhost");
+		goto fail;
+	}
+	if (pthread_create(&f->thread, NULL, service_main, f) != 0) {
+		log_error("ws", "cannot start the WebSocket thread");
+		goto fail;
+	}
+	return f;
+fail:
+	if (f->ctx)
+		lws_context_destroy(f->ctx);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+	return NULL;
+}
+
+void ws_front_add(struct ws_front *f, int fd, const struct sockaddr *addr,
+		  socklen_t len)
+{
+	bool queued = false;
+
+	(void)addr;
+	(void)len;
+	pthread_mutex_lock(&f->lock);
+	if (!f->destroying && f->n_pending < MAX_PENDING_FDS) {
+		f->pending[f->n_pending++] = fd;
+		queued = true;
+		lws_cancel_service(f->ctx);
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (!queued)
+		close(fd);
+}
+
+void ws_front_stop(struct ws_front *f, unsigned drain_s)
+{
+	uint64_t deadline;
+
+	if (!f)
+		return;
+	deadline = now_ms() + (uint64_t)drain_s * 1000;
+	while (atomic_load(&f->workers) > 0 && now_ms() < deadline)
+		usleep(POLL_STEP_MS * 1000);
+	atomic_store(&f->stop, true);
+	lws_cancel_service(f->ctx);
+	pthread_join(f->thread, NULL);
+	pthread_mutex_lock(&f->lock);
+	f->destroying = true;
+	for (size_t i = 0; i < f->n_pending; i++)
+		close(f->pending[i]);
+	f->n_pending = 0;
+	pthread_mutex_unlock(&f->lock);
+	/* closes every socket: CLOSED cancels what is still running */
+	lws_context_destroy(f->ctx);
+	while (atomic_load(&f->workers) > 0)
+		usleep(POLL_STEP_MS * 1000);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ws_front: the WebSocket front at /v1/ws. libwebsockets runs on its own
+ * service thread and never blocks; each chat request runs through the
+ * shared pipeline on a worker thread, whose sink pushes finished messages
+ * to the connection's bounded outbox and wakes the service thread with
+ * lws_cancel_service(). The service thread writes when the socket is
+ * writable. A full outbox blocks the worker, which stops reading from the
+ * upstream: a slow reader slows the provider, it never grows our memory.
+ */
+#ifndef LB_WS_FRONT_H
+#define LB_WS_FRONT_H
+
+#include <sys/socket.h>
+
+#include "config.h"
+
+#define WS_PATH "/v1/ws"
+
+struct ws_front;
+
+/* Create the libwebsockets context (no listening socket of its own) and
+ * start the service thread. NULL with a logged error on failure. */
+struct ws_front *ws_front_start(const struct config *cfg);
+/* Hand over a connected socket whose first bytes are a GET for WS_PATH.
+ * Thread-safe; takes ownership of fd. */
+void ws_front_add(struct ws_front *f, int fd, const struct sockaddr *addr,
+		  socklen_t len);
+/* Let running requests finish for up to drain_s seconds, then close every
+ * socket, stop the service thread and free f. NULL is a no-op. */
+void ws_front_stop(struct ws_front *f, unsigned drain_s);
+
+#endif
