@@ -12,8 +12,9 @@ apt-get install -y -qq --no-install-recommends \
 	libmicrohttpd-dev libwebsockets-dev libcurl4-gnutls-dev libjson-c-dev \
 	libyaml-dev libgnutls28-dev check \
 	cppcheck clang-tidy valgrind
-# The compatibility suite drives the daemon with the official openai npm
-# package: Node.js is needed for tests only.
+# Tests only: real clients drive the daemon (the official openai npm
+# package, the ws package, and a page in headless Chromium).
+apt-get install -y -qq --no-install-recommends chromium
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 	apt-get install -y -qq --no-install-recommends nodejs npm
 fi

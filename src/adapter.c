@@ -14,6 +14,7 @@
 
 static const struct adapter *const adapters[] = {
 	&adapter_openai,
+	&adapter_gemini,
 };
 
 const struct adapter *adapter_find(const char *name)

@@ -103,9 +103,29 @@ static json_object *parse_object(json_tokener *tok, const char *s, size_t n)
 	return obj;
 }
 
-static void set_model(json_object *obj, const char *model)
+/* Set the client's model name, and give DeepSeek's cache counters
+ * (prompt_cache_hit_tokens) the standard place clients read them from,
+ * prompt_tokens_details.cached_tokens. DeepSeek's own fields stay. */
+static void normalize(json_object *obj, const char *model)
 {
+	json_object *usage, *hit, *details;
+
 	json_object_object_add(obj, "model", json_object_new_string(model));
+	if (!json_object_object_get_ex(obj, "usage", &usage) ||
+	    !json_object_is_type(usage, json_type_object) ||
+	    !json_object_object_get_ex(usage, "prompt_cache_hit_tokens", &hit) ||
+	    !json_object_is_type(hit, json_type_int))
+		return;
+	if (!json_object_object_get_ex(usage, "prompt_tokens_details",
+				       &details) ||
+	    !json_object_is_type(details, json_type_object)) {
+		details = json_object_new_object();
+		json_object_object_add(usage, "prompt_tokens_details", details);
+	}
+	if (!json_object_object_get_ex(details, "cached_tokens", NULL))
+		json_object_object_add(details, "cached_tokens",
+				       json_object_new_int64(
+					       json_object_get_int64(hit)));
 }
 
 static int openai_parse_response(const struct adapter_call *call,
@@ -129,7 +149,7 @@ static int openai_parse_response(const struct adapter_call *call,
 				call->provider->name, msg ? msg : "unknown");
 		goto out;
 	}
-	set_model(obj, call->client_model);
+	normalize(obj, call->client_model);
 	*out = obj;
 	obj = NULL;
 	rc = 0;
@@ -182,7 +202,7 @@ static int openai_stream_event(void *state, const struct sse_event *ev,
 		json_object_put(chunk);
 		return ADAPTER_ERROR;
 	}
-	set_model(chunk, st->call->client_model);
+	normalize(chunk, st->call->client_model);
 	rc = emit->chunk(emit->ud, chunk);
 	json_object_put(chunk);
 	if (rc) {

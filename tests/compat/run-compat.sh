@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Runs the official openai npm SDK against llm-bridge and the mock upstream,
-# both started here on ephemeral loopback ports. Exit 77 (skip) only when
+# Real clients against llm-bridge and the mock upstream, both started here
+# on ephemeral loopback ports: the official openai npm SDK, the ws package
+# on /v1/ws, and a page in headless Chromium. Exit 77 (skip) only when
 # Node.js is absent; a failing npm install is a failure, not a skip.
 set -eu
 
@@ -38,7 +39,11 @@ mport=$(sed -n 's/^PORT //p' "$work/mock.port")
 [ -n "$mport" ] || { echo "mock did not start"; exit 1; }
 
 cat >"$work/config.yaml" <<EOC
-server: { host: 127.0.0.1, port: 0 }
+server:
+  host: 127.0.0.1
+  port: 0
+  max_body_bytes: 65536
+  cors_origins: ["http://app.example"]
 providers:
   mock:
     base_url: "http://127.0.0.1:$mport/v1"
@@ -56,12 +61,15 @@ for _ in $(seq 200); do
 done
 [ -n "$port" ] || { cat "$work/daemon.log"; echo "daemon did not start"; exit 1; }
 
+export LB_CLIENT_KEY=sk-compat-client-key LB_MOCK_URL="http://127.0.0.1:$mport"
 # Both base URL spellings that SDKs and chat apps are given.
 for base in "http://127.0.0.1:$port/v1" "http://127.0.0.1:$port"; do
-	echo "# base URL $base"
-	(cd "$work" && LB_BASE_URL=$base LB_CLIENT_KEY=sk-compat-client-key \
-		node --test --test-reporter=spec openai.test.mjs)
+	echo "# openai SDK, base URL $base"
+	(cd "$work" && LB_BASE_URL=$base node --test --test-reporter=spec openai.test.mjs)
 done
+echo "# WebSocket and browser"
+(cd "$work" && LB_BASE_URL="http://127.0.0.1:$port/v1" \
+	node --test --test-concurrency=1 --test-reporter=spec ws.test.mjs browser.test.mjs)
 if grep -q 'sk-compat-' "$work/daemon.log"; then
 	echo "a key appeared in the daemon log"; exit 1
 fi

@@ -350,6 +350,43 @@ START_TEST(error_json_shape)
 }
 END_TEST
 
+/* DeepSeek: keep-alive comments skipped, reasoning_content passed on,
+ * cache counters mapped to prompt_tokens_details.cached_tokens. */
+START_TEST(deepseek_stream_and_usage)
+{
+	struct collected c = { .chunks = 0 };
+	struct api_error err;
+	const char *body = "{\"id\":\"x\",\"object\":\"chat.completion\","
+		"\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+		"\"content\":\"hi\",\"reasoning_content\":\"think\"},"
+		"\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":30,"
+		"\"completion_tokens\":2,\"total_tokens\":32,"
+		"\"prompt_cache_hit_tokens\":24,\"prompt_cache_miss_tokens\":6}}";
+	json_object *out = NULL, *v;
+
+	buf_init(&c.text, 0);
+	ck_assert_int_eq(run_stream("fixtures/deepseek/stream.sse", &c, &err),
+			 ADAPTER_DONE);
+	ck_assert_ptr_nonnull(strstr(c.text.data, "\"reasoning_content\":\""));
+	ck_assert_ptr_nonnull(strstr(c.text.data, "\"prompt_cache_hit_tokens\""));
+	buf_free(&c.text);
+
+	ck_assert_int_eq(oa()->parse_response(&call, body, strlen(body), &out,
+					      &err), 0);
+	v = json_object_object_get(json_object_object_get(out, "usage"),
+				   "prompt_tokens_details");
+	ck_assert_int_eq(json_object_get_int(json_object_object_get(v,
+			 "cached_tokens")), 24);
+	v = json_object_object_get(out, "usage");
+	ck_assert_int_eq(json_object_get_int(json_object_object_get(v,
+			 "prompt_cache_miss_tokens")), 6);
+	v = json_object_array_get_idx(json_object_object_get(out, "choices"), 0);
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(
+		json_object_object_get(v, "message"), "reasoning_content")), "think");
+	json_object_put(out);
+}
+END_TEST
+
 static Suite *adapter_suite(void)
 {
 	Suite *s = suite_create("adapter_openai");
@@ -366,6 +403,7 @@ static Suite *adapter_suite(void)
 	tcase_add_test(tc, stream_bad_event_and_client_gone);
 	tcase_add_test(tc, error_statuses_map);
 	tcase_add_test(tc, error_json_shape);
+	tcase_add_test(tc, deepseek_stream_and_usage);
 	suite_add_tcase(s, tc);
 	return s;
 }
