@@ -38,8 +38,7 @@ int upstream_req_add_header(struct upstream_req *r, const char *name,
 
 /* Fetches a remote resource (an image_url with an http(s) URL) for an
  * adapter that must inline it. Fills data (capped) and mime ("image/png");
- * returns 0, or -1 with err set (400 when fetching is disabled or the URL
- * is refused, 502 when the fetch failed). */
+ * returns 0, or -1 with a 400 in err. See fetch.h. */
 typedef int (*adapter_fetch_fn)(void *ud, const char *url, struct buf *data,
 				char *mime, size_t mimelen,
 				struct api_error *err);

@@ -566,6 +566,24 @@ static void logging_pair(struct loader *ld, const char *k, yaml_node_t *v,
 	}
 }
 
+static void media_pair(struct loader *ld, const char *k, yaml_node_t *v,
+		       void *out)
+{
+	struct media_cfg *m = out;
+
+	if (!strcmp(k, "fetch"))
+		m->fetch = get_bool(ld, v, true);
+	else if (!strcmp(k, "max_bytes"))
+		m->max_bytes = (size_t)get_int(ld, v, 1024, INT32_MAX,
+					       (int64_t)m->max_bytes);
+	else if (!strcmp(k, "timeout"))
+		m->timeout_s = get_int(ld, v, 1, 600, m->timeout_s);
+	else if (!strcmp(k, "allow_private"))
+		m->allow_private = get_bool(ld, v, false);
+	else
+		unknown_key(ld, v);
+}
+
 static void top_pair(struct loader *ld, const char *k, yaml_node_t *v,
 		     void *out)
 {
@@ -579,6 +597,8 @@ static void top_pair(struct loader *ld, const char *k, yaml_node_t *v,
 		each_pair(ld, v, proxy_pair, &cfg->proxy);
 	else if (!strcmp(k, "logging"))
 		each_pair(ld, v, logging_pair, &cfg->logging);
+	else if (!strcmp(k, "media"))
+		each_pair(ld, v, media_pair, &cfg->media);
 	else if (!strcmp(k, "default_provider")) {
 		free(cfg->default_provider);
 		cfg->default_provider = get_string(ld, v);
@@ -674,6 +694,9 @@ static void set_defaults(struct config *cfg)
 	cfg->logging.console = true;
 	cfg->logging.max_size = (int64_t)10 * 1024 * 1024;
 	cfg->logging.backup_count = 5;
+	cfg->media.fetch = true;
+	cfg->media.max_bytes = (size_t)20 * 1024 * 1024;
+	cfg->media.timeout_s = 30;
 }
 
 static void check_duplicates(struct config *cfg, struct buf *errors)

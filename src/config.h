@@ -73,12 +73,22 @@ struct logging_cfg {
 	int64_t backup_count; /* default 5 */
 };
 
+struct media_cfg {
+	bool fetch;          /* download http(s) image URLs to inline them
+	                      * (default true) */
+	size_t max_bytes;    /* default 20 MiB */
+	int64_t timeout_s;   /* default 30 */
+	bool allow_private;  /* fetch from loopback/private addresses
+	                      * (default false: SSRF) */
+};
+
 struct config {
 	_Atomic int refs;     /* see config_retain/release */
 	char *path;
 	struct server_cfg server;
 	struct proxy_cfg proxy;
 	struct logging_cfg logging;
+	struct media_cfg media;
 	char *default_provider; /* NULL: "closeai" if configured, else none */
 	struct provider_cfg *providers;
 	size_t n_providers;

@@ -20,6 +20,7 @@
 #include <json-c/json.h>
 
 #include "adapter.h"
+#include "fetch.h"
 #include "keys.h"
 #include "log.h"
 #include "router.h"
@@ -46,6 +47,7 @@ struct pl_request {
 	char *client_model;
 	struct route route;
 	struct adapter_call call;
+	struct fetch_opts fetch_opts;
 	struct upstream_req ureq;
 	struct upstream_call *up;
 	void *astate;
@@ -625,6 +627,13 @@ enum pl_result pipeline_start(struct pl_request *r)
 	r->call.provider = r->route.provider;
 	r->call.upstream_model = r->route.upstream_model;
 	r->call.client_model = r->client_model;
+	if (r->cfg->media.fetch) {
+		r->fetch_opts.max_bytes = r->cfg->media.max_bytes;
+		r->fetch_opts.timeout_s = (long)r->cfg->media.timeout_s;
+		r->fetch_opts.allow_private = r->cfg->media.allow_private;
+		r->call.fetch = fetch_media;
+		r->call.fetch_ud = &r->fetch_opts;
+	}
 	prepare_request(r);
 	if (r->route.adapter->build_request(&r->call, r->req, &r->ureq,
 					    &err) < 0)
