@@ -178,6 +178,44 @@ static int64_t get_int(struct loader *ld, yaml_node_t *n, int64_t min,
 	return v;
 }
 
+/* A byte size: a plain integer, or one with a K/M/G suffix (KiB, MiB,
+ * GiB and KB, MB, GB all mean powers of 1024, as in nginx). */
+static int64_t get_size(struct loader *ld, yaml_node_t *n, int64_t min,
+			int64_t max, int64_t dflt)
+{
+	static const struct { const char *suffix; int shift; } units[] = {
+		{ "", 0 }, { "K", 10 }, { "KB", 10 }, { "KiB", 10 },
+		{ "M", 20 }, { "MB", 20 }, { "MiB", 20 },
+		{ "G", 30 }, { "GB", 30 }, { "GiB", 30 },
+	};
+	const char *s = scalar(n);
+	char num[32];
+	size_t digits;
+	int64_t v;
+
+	if (is_null(n))
+		return dflt;
+	digits = s ? strspn(s, "0123456789") : 0;
+	if (digits == 0 || digits >= sizeof(num))
+		goto bad;
+	memcpy(num, s, digits);
+	num[digits] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (strcmp(s + digits, units[i].suffix) != 0)
+			continue;
+		if (parse_i64(num, 0, max >> units[i].shift, &v) < 0)
+			goto bad;
+		v <<= units[i].shift;
+		if (v < min)
+			goto bad;
+		return v;
+	}
+bad:
+	errf(ld, n, "expected a size in bytes from %lld to %lld (a K, M or G "
+	     "suffix may follow)", (long long)min, (long long)max);
+	return dflt;
+}
+
 /* A YAML node as JSON, for param_config values: plain scalars are typed the
  * way YAML 1.1 core schema types them, quoted scalars are strings. */
 static json_object *to_json(struct loader *ld, yaml_node_t *n)
@@ -474,8 +512,8 @@ static void server_pair(struct loader *ld, const char *k, yaml_node_t *v,
 	} else if (!strcmp(k, "port")) {
 		s->port = (unsigned)get_int(ld, v, 0, 65535, 1219);
 	} else if (!strcmp(k, "max_body_bytes")) {
-		s->max_body_bytes = (size_t)get_int(ld, v, 1024, INT32_MAX,
-						    DEFAULT_MAX_BODY);
+		s->max_body_bytes = (size_t)get_size(ld, v, 1024, INT32_MAX,
+						     DEFAULT_MAX_BODY);
 	} else if (!strcmp(k, "max_connections")) {
 		s->max_connections = (unsigned)get_int(ld, v, 1, 1000000, 1024);
 	} else if (!strcmp(k, "shutdown_timeout")) {
@@ -516,7 +554,7 @@ static void file_pair(struct loader *ld, const char *k, yaml_node_t *v,
 		free(l->file_path);
 		l->file_path = get_string(ld, v);
 	} else if (!strcmp(k, "max_size")) {
-		l->max_size = get_int(ld, v, 4096, INT64_MAX, l->max_size);
+		l->max_size = get_size(ld, v, 4096, INT64_MAX >> 1, l->max_size);
 	} else if (!strcmp(k, "backup_count")) {
 		l->backup_count = get_int(ld, v, 0, 1000, l->backup_count);
 	} else {
@@ -574,8 +612,8 @@ static void media_pair(struct loader *ld, const char *k, yaml_node_t *v,
 	if (!strcmp(k, "fetch"))
 		m->fetch = get_bool(ld, v, true);
 	else if (!strcmp(k, "max_bytes"))
-		m->max_bytes = (size_t)get_int(ld, v, 1024, INT32_MAX,
-					       (int64_t)m->max_bytes);
+		m->max_bytes = (size_t)get_size(ld, v, 1024, INT32_MAX,
+						(int64_t)m->max_bytes);
 	else if (!strcmp(k, "timeout"))
 		m->timeout_s = get_int(ld, v, 1, 600, m->timeout_s);
 	else if (!strcmp(k, "allow_private"))
