@@ -233,13 +233,13 @@ static int on_sse_event(void *ud, const struct sse_event *ev)
 	return 1;
 }
 
-static int on_body(void *ud, const char *p, size_t n)
+/* status comes with the bytes: the first ones can arrive inside
+ * upstream_start(), before r->up is even assigned. */
+static int on_body(void *ud, long status, const char *p, size_t n)
 {
 	struct pl_request *r = ud;
-	long status;
 
 	if (!r->mode_known) {
-		status = upstream_status(r->up);
 		r->mode_known = true;
 		r->sse_mode = r->call.stream && status >= 200 && status < 300;
 		if (!(status >= 200 && status < 300))
@@ -360,6 +360,19 @@ static int validate(json_object *req, struct api_error *err)
 		if (!field_type_ok(req, f->name, f->t1, f->t2)) {
 			apierr_bad_request(err, f->name, "'%s' must be %s",
 					   f->name, f->what);
+			return -1;
+		}
+	}
+	/* counts that must be positive: a 0 or negative budget would only
+	 * come back from the provider as a less helpful 400 */
+	static const char *const positive[] = { "max_tokens",
+		"max_completion_tokens", "n" };
+	for (size_t i = 0; i < ARRAY_SIZE(positive); i++) {
+		if (json_object_object_get_ex(req, positive[i], &v) &&
+		    json_object_is_type(v, json_type_int) &&
+		    json_object_get_int64(v) < 1) {
+			apierr_bad_request(err, positive[i], "'%s' must be at "
+					   "least 1", positive[i]);
 			return -1;
 		}
 	}

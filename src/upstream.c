@@ -116,7 +116,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 	struct upstream_call *c = ud;
 	size_t len = size * n;
 
-	if (c->on_body && c->on_body(c->ud, p, len) != 0)
+	if (c->on_body && c->on_body(c->ud, c->status, p, len) != 0)
 		return 0; /* makes curl fail the transfer: an abort */
 	return len;
 }

@@ -28,8 +28,10 @@ struct upstream_opts {
 	const char *no_proxy; /* hosts that bypass the proxy, or NULL */
 };
 
-/* Body bytes as they arrive. Return 0 to go on, non-zero to abort. */
-typedef int (*upstream_body_fn)(void *ud, const char *p, size_t n);
+/* Body bytes as they arrive, with the final response status. Return 0 to
+ * go on, non-zero to abort. */
+typedef int (*upstream_body_fn)(void *ud, long status, const char *p,
+				size_t n);
 
 enum upstream_state {
 	UPSTREAM_RUNNING = 0,

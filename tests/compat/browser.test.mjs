@@ -5,14 +5,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { chromium } from 'playwright-core';
 
 const chromiumPath = process.env.LB_CHROMIUM || '/usr/bin/chromium';
 const base = process.env.LB_BASE_URL.replace(/\/v1$/, '');
 const key = process.env.LB_CLIENT_KEY;
-// The page is served from this origin (intercepted, no server needed);
-// run-compat.sh lists it in server.cors_origins.
-const pageOrigin = 'http://app.example';
+// The page is served from a loopback port (Chromium's local network access
+// rules let only loopback pages reach loopback sockets); run-compat.sh
+// picked the port and listed the origin in server.cors_origins.
+const pagePort = Number(process.env.LB_PAGE_PORT);
 
 const page = `<!doctype html><meta charset="utf-8"><title>chat</title>
 <div id="out"></div><div id="status">connecting</div>
@@ -44,18 +46,22 @@ window.viaFetch = viaFetch;
 </script>`;
 
 test('a browser page chats over /v1/ws and via fetch', { skip: !existsSync(chromiumPath) && `no ${chromiumPath}` }, async () => {
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html' });
+    res.end(page);
+  });
+  await new Promise((resolve) => server.listen(pagePort, '127.0.0.1', resolve));
   const browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
   try {
     const ctx = await browser.newContext();
     const p = await ctx.newPage();
-    await p.route(pageOrigin + '/', (route) =>
-      route.fulfill({ status: 200, contentType: 'text/html', body: page }));
-    await p.goto(pageOrigin + '/');
+    await p.goto(`http://127.0.0.1:${pagePort}/`);
     await p.waitForFunction(() => document.getElementById('status').textContent === 'done',
       null, { timeout: 10000 });
     assert.equal(await p.textContent('#out'), 'tok0 tok1 tok2 tok3 ');
     assert.equal(await p.evaluate(() => window.viaFetch()), 'tok0 tok1 ');
   } finally {
     await browser.close();
+    server.close();
   }
 });

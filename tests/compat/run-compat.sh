@@ -38,12 +38,16 @@ for _ in $(seq 100); do grep -q '^PORT ' "$work/mock.port" && break; sleep 0.05;
 mport=$(sed -n 's/^PORT //p' "$work/mock.port")
 [ -n "$mport" ] || { echo "mock did not start"; exit 1; }
 
+# The browser test serves its page from this loopback port: Chromium lets
+# only a loopback page open loopback sockets (local network access rules).
+page_port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+
 cat >"$work/config.yaml" <<EOC
 server:
   host: 127.0.0.1
   port: 0
   max_body_bytes: 65536
-  cors_origins: ["http://app.example"]
+  cors_origins: ["http://app.example", "http://127.0.0.1:$page_port"]
 providers:
   mock:
     base_url: "http://127.0.0.1:$mport/v1"
@@ -61,7 +65,8 @@ for _ in $(seq 200); do
 done
 [ -n "$port" ] || { cat "$work/daemon.log"; echo "daemon did not start"; exit 1; }
 
-export LB_CLIENT_KEY=sk-compat-client-key LB_MOCK_URL="http://127.0.0.1:$mport"
+export LB_CLIENT_KEY=sk-compat-client-key LB_MOCK_URL="http://127.0.0.1:$mport" \
+	LB_PAGE_PORT=$page_port
 # Both base URL spellings that SDKs and chat apps are given.
 for base in "http://127.0.0.1:$port/v1" "http://127.0.0.1:$port"; do
 	echo "# openai SDK, base URL $base"
