@@ -13,8 +13,9 @@ apt-get install -y -qq --no-install-recommends \
 	libyaml-dev libgnutls28-dev libpcre2-dev libsqlite3-dev check \
 	cppcheck clang-tidy valgrind
 # Tests only: real clients drive the daemon (the official openai npm
-# package, the ws package, and a page in headless Chromium).
-apt-get install -y -qq --no-install-recommends chromium
+# package, the ws package, and a page in headless Chromium) and a real
+# forward proxy (tinyproxy) between the daemon and the mock provider.
+apt-get install -y -qq --no-install-recommends chromium tinyproxy
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 	apt-get install -y -qq --no-install-recommends nodejs npm
 fi
