@@ -158,6 +158,20 @@ static void setup_easy(struct upstream_call *c, const struct upstream_req *req,
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 }
 
+/* Collect a finished transfer's result. */
+static void check_done(struct upstream_call *c)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(c->multi, &left))) {
+		if (m->msg == CURLMSG_DONE) {
+			c->finished = true;
+			c->result = m->data.result;
+		}
+	}
+}
+
 struct upstream_call *upstream_start(const struct upstream_req *req,
 				     const struct upstream_opts *opts,
 				     upstream_body_fn on_body, void *ud)
@@ -179,21 +193,11 @@ struct upstream_call *upstream_start(const struct upstream_req *req,
 	setup_easy(c, req, opts);
 	curl_multi_add_handle(c->multi, c->easy);
 	curl_multi_perform(c->multi, &running);
+	/* on a warm connection the whole answer can arrive right here: a
+	 * pump that did not know would sleep in curl_multi_poll with no
+	 * socket left to wake it */
+	check_done(c);
 	return c;
-}
-
-/* Collect a finished transfer's result. */
-static void check_done(struct upstream_call *c)
-{
-	CURLMsg *m;
-	int left;
-
-	while ((m = curl_multi_info_read(c->multi, &left))) {
-		if (m->msg == CURLMSG_DONE) {
-			c->finished = true;
-			c->result = m->data.result;
-		}
-	}
 }
 
 /* 0 when the client is still there, -1 when its socket closed. */

@@ -53,8 +53,17 @@ providers:
     base_url: "http://127.0.0.1:$mport/v1"
     models:
       gpt-test: { max_tokens: 1000, timeout: 10 }
+  gem:
+    adapter: gemini
+    base_url: "http://127.0.0.1:$mport/v1beta"
+    models:
+      gemini-2.5-flash: { timeout: 10 }
+  deep:
+    base_url: "http://127.0.0.1:$mport/v1"
+    models:
+      deepseek-chat: { timeout: 10 }
 EOC
-printf 'ACCESS_API_KEYS=sk-compat-client-key\nMOCK_API_KEY=sk-compat-provider\n' >"$work/env"
+printf 'ACCESS_API_KEYS=sk-compat-client-key\nMOCK_API_KEY=sk-compat-provider\nGEM_API_KEY=sk-compat-gemini\nDEEP_API_KEY=sk-compat-deepseek\n' >"$work/env"
 "$LB_DAEMON" --config "$work/config.yaml" --env-file "$work/env" 2>"$work/daemon.log" &
 daemon_pid=$!
 port=
@@ -72,9 +81,10 @@ for base in "http://127.0.0.1:$port/v1" "http://127.0.0.1:$port"; do
 	echo "# openai SDK, base URL $base"
 	(cd "$work" && LB_BASE_URL=$base node --test --test-reporter=spec openai.test.mjs)
 done
-echo "# WebSocket and browser"
+echo "# Gemini and DeepSeek through the SDK, WebSocket, browser"
 (cd "$work" && LB_BASE_URL="http://127.0.0.1:$port/v1" \
-	node --test --test-concurrency=1 --test-reporter=spec ws.test.mjs browser.test.mjs)
+	node --test --test-concurrency=1 --test-reporter=spec \
+		providers.test.mjs ws.test.mjs browser.test.mjs)
 if grep -q 'sk-compat-' "$work/daemon.log"; then
 	echo "a key appeared in the daemon log"; exit 1
 fi

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mock-upstream: a fake LLM provider for the test bed. It speaks OpenAI's
- * Chat Completions dialect on loopback, and a test picks its behaviour per
+ * Chat Completions dialect (DeepSeek's extras included) and Gemini's
+ * native generateContent / streamGenerateContent on loopback, and a test
+ * picks its behaviour per
  * request with a "[mock k=v ...]" directive anywhere in the request body:
  * chunk count and pacing, error statuses, garbage, stalls, cut-off and
  * malformed streams. It records the last request and counts connections
@@ -14,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -64,7 +67,8 @@ struct directives {
 	int status;
 	char retry_after[16];
 	bool html, garbage, truncate, error_event, badjson_event, keepalive,
-		crlf, split, reasoning, echo, tools, reset, no_usage;
+		crlf, split, reasoning, echo, tools, reset, no_usage, blocked,
+		malformed, badkey;
 	int stall;        /* 0, 1 = headers, 2 = midstream */
 	bool close_mid;
 	int after;
@@ -125,6 +129,9 @@ static void parse_directives(const char *body, struct directives *d)
 		else if (!strcmp(key, "echo")) d->echo = true;
 		else if (!strcmp(key, "tools")) d->tools = true;
 		else if (!strcmp(key, "cached")) d->cached = atol(val);
+		else if (!strcmp(key, "blocked")) d->blocked = true;
+		else if (!strcmp(key, "malformed")) d->malformed = true;
+		else if (!strcmp(key, "badkey")) d->badkey = true;
 	}
 	if (d->chunks < 0)
 		d->chunks = 0;
@@ -493,6 +500,254 @@ static void record_request(struct MHD_Connection *c, const char *method,
 	pthread_mutex_unlock(&lock);
 }
 
+/* ---- the Gemini dialect ---- */
+
+static const char *gemini_status_name(int status)
+{
+	switch (status) {
+	case 400: return "INVALID_ARGUMENT";
+	case 401: return "UNAUTHENTICATED";
+	case 403: return "PERMISSION_DENIED";
+	case 404: return "NOT_FOUND";
+	case 429: return "RESOURCE_EXHAUSTED";
+	case 503: return "UNAVAILABLE";
+	default: return "INTERNAL";
+	}
+}
+
+static enum MHD_Result gemini_error(struct MHD_Connection *c,
+				    const struct directives *d)
+{
+	char body[512];
+	int status = d->badkey ? 400 : d->status;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (d->badkey)
+		snprintf(body, sizeof(body), "{\"error\":{\"code\":400,\"message\":"
+			 "\"API key not valid. Please pass a valid API key.\","
+			 "\"status\":\"INVALID_ARGUMENT\",\"details\":[{\"@type\":"
+			 "\"type.googleapis.com/google.rpc.ErrorInfo\",\"reason\":"
+			 "\"API_KEY_INVALID\",\"domain\":\"googleapis.com\"}]}}");
+	else
+		snprintf(body, sizeof(body), "{\"error\":{\"code\":%d,\"message\":"
+			 "\"mock error %d\",\"status\":\"%s\"}}", status, status,
+			 gemini_status_name(status));
+	r = MHD_create_response_from_buffer(strlen(body), body,
+					    MHD_RESPMEM_MUST_COPY);
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	if (status == 429)
+		MHD_add_response_header(r, "Retry-After", d->retry_after);
+	ret = MHD_queue_response(c, (unsigned)status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static char *gemini_usage(int completion, bool reasoning)
+{
+	return xasprintf("{\"promptTokenCount\":10,\"candidatesTokenCount\":%d,"
+			 "%s\"totalTokenCount\":%d}", completion,
+			 reasoning ? "\"thoughtsTokenCount\":5," : "",
+			 10 + completion + (reasoning ? 5 : 0));
+}
+
+/* One GenerateContentResponse. parts is a JSON array text; finish is a
+ * quoted reason or NULL; usage NULL for none. */
+static char *gemini_response(const char *parts, const char *finish,
+			     const char *usage)
+{
+	return xasprintf("{\"candidates\":[{\"content\":{\"role\":\"model\","
+			 "\"parts\":%s}%s%s,\"index\":0}]%s%s,\"modelVersion\":"
+			 "\"gemini-mock\",\"responseId\":\"mockresp\"}", parts,
+			 finish ? ",\"finishReason\":" : "", finish ? finish : "",
+			 usage ? ",\"usageMetadata\":" : "", usage ? usage : "");
+}
+
+static const char *gemini_call_part =
+	"[{\"functionCall\":{\"name\":\"get_weather\",\"args\":"
+	"{\"city\":\"Paris\"}},\"thoughtSignature\":\"c2lnbmF0dXJl\"}]";
+
+/* The answer's text parts, one per piece; a follow-up turn that carries
+ * a functionResponse gets a sentence about the weather instead. */
+static char *gemini_text_part(const struct directives *d, const char *body,
+			      int i)
+{
+	json_object *arr = json_object_new_array(), *part;
+	char *out;
+
+	part = json_object_new_object();
+	if (strstr(body, "functionResponse"))
+		json_object_object_add(part, "text",
+				       json_object_new_string("It is sunny in Paris."));
+	else
+		json_object_object_add(part, "text", piece(d, body, i));
+	json_object_array_add(arr, part);
+	out = strdup(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN));
+	json_object_put(arr);
+	return out;
+}
+
+static int gemini_pieces(const struct directives *d, const char *body)
+{
+	return d->echo || strstr(body, "functionResponse") ? 1 : d->chunks;
+}
+
+static void build_gemini_stream(struct stream *st, const char *body)
+{
+	struct directives *d = &st->d;
+	int pieces = gemini_pieces(d, body);
+	char *u = gemini_usage(d->tools ? 1 : pieces, d->reasoning), *ev;
+
+	d->crlf = true; /* Gemini frames events with CRLF */
+	if (d->blocked) {
+		ev = xasprintf("{\"promptFeedback\":{\"blockReason\":\"SAFETY\"},"
+			       "\"usageMetadata\":%s,\"modelVersion\":"
+			       "\"gemini-mock\"}", u);
+		add_event(st, sse(d, ev));
+		free(ev);
+		free(u);
+		return;
+	}
+	if (d->reasoning) {
+		ev = gemini_response("[{\"text\":\"think \",\"thought\":true}]",
+				     NULL, NULL);
+		add_event(st, sse(d, ev));
+		free(ev);
+	}
+	if (d->malformed) {
+		ev = gemini_response("[]", "\"MALFORMED_FUNCTION_CALL\"", u);
+		add_event(st, sse(d, ev));
+		free(ev);
+		free(u);
+		return;
+	}
+	if (d->tools && !strstr(body, "functionResponse")) {
+		ev = gemini_response(gemini_call_part, "\"STOP\"", u);
+		add_event(st, sse(d, ev));
+		free(ev);
+		free(u);
+		return;
+	}
+	for (int i = 0; i < pieces; i++) {
+		char *parts = gemini_text_part(d, body, i);
+		bool last = i == pieces - 1 && !d->truncate;
+
+		ev = gemini_response(parts, last ? "\"STOP\"" : NULL,
+				     last ? u : NULL);
+		add_event(st, sse(d, ev));
+		free(ev);
+		free(parts);
+		if (i == 0 && d->error_event) {
+			add_event(st, sse(d, "{\"error\":{\"code\":500,\"message\":"
+					  "\"mock stream error\",\"status\":"
+					  "\"INTERNAL\"}}"));
+			break;
+		}
+	}
+	free(u);
+}
+
+static enum MHD_Result gemini_completion(struct MHD_Connection *c,
+					 const struct directives *d,
+					 const char *body)
+{
+	int pieces = gemini_pieces(d, body);
+	char *u = gemini_usage(d->tools ? 1 : pieces, d->reasoning);
+	char *out, *parts;
+	enum MHD_Result ret;
+
+	if (d->blocked) {
+		out = xasprintf("{\"promptFeedback\":{\"blockReason\":\"SAFETY\"},"
+				"\"usageMetadata\":%s,\"modelVersion\":"
+				"\"gemini-mock\"}", u);
+	} else if (d->malformed) {
+		out = gemini_response("[]", "\"MALFORMED_FUNCTION_CALL\"", u);
+	} else if (d->tools && !strstr(body, "functionResponse")) {
+		out = gemini_response(gemini_call_part, "\"STOP\"", u);
+	} else {
+		/* all pieces in one text part, thought first */
+		json_object *arr = json_object_new_array(), *part;
+		char *all = calloc(1, 1);
+		size_t len = 0;
+
+		if (d->reasoning)
+			json_object_array_add(arr, json_tokener_parse(
+				"{\"text\":\"think \",\"thought\":true}"));
+		for (int i = 0; i < pieces; i++) {
+			char *p1 = gemini_text_part(d, body, i);
+			json_object *a = json_tokener_parse(p1);
+			const char *t = json_object_get_string(json_object_object_get(
+				json_object_array_get_idx(a, 0), "text"));
+			all = realloc(all, len + strlen(t) + 1);
+			memcpy(all + len, t, strlen(t) + 1);
+			len += strlen(t);
+			json_object_put(a);
+			free(p1);
+		}
+		part = json_object_new_object();
+		json_object_object_add(part, "text",
+				       json_object_new_string_len(all, (int)len));
+		json_object_array_add(arr, part);
+		parts = strdup(json_object_to_json_string_ext(arr,
+				JSON_C_TO_STRING_PLAIN));
+		out = gemini_response(parts, "\"STOP\"", u);
+		free(parts);
+		free(all);
+		json_object_put(arr);
+	}
+	ret = send_text(c, 200, "application/json", out);
+	free(out);
+	free(u);
+	return ret;
+}
+
+static enum MHD_Result gemini(struct MHD_Connection *c, const char *method,
+			      const char *url, struct req *rq)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	bool stream = strstr(url, ":streamGenerateContent") != NULL;
+	const char *body = rq->body ? rq->body : "";
+	struct directives d;
+	json_object *req;
+
+	record_request(c, method, url, rq);
+	parse_directives(body, &d);
+	req = json_tokener_parse(body);
+	if (!json_object_is_type(req, json_type_object) ||
+	    !json_object_object_get_ex(req, "contents", NULL)) {
+		json_object_put(req);
+		d.status = 400;
+		return gemini_error(c, &d);
+	}
+	json_object_put(req);
+	if (d.stall == 1) {
+		while (!wait_or_gone(ci ? ci->connect_fd : -1, 1000))
+			;
+		return MHD_NO;
+	}
+	if (d.status || d.badkey)
+		return gemini_error(c, &d);
+	if (!stream)
+		return gemini_completion(c, &d, body);
+	{
+		struct stream *st = calloc(1, sizeof(*st));
+		struct MHD_Response *r;
+		enum MHD_Result ret;
+
+		st->d = d;
+		st->fd = ci ? ci->connect_fd : -1;
+		build_gemini_stream(st, body);
+		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+						      stream_reader, st,
+						      stream_free);
+		MHD_add_response_header(r, "Content-Type", "text/event-stream");
+		ret = MHD_queue_response(c, 200, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+}
+
 static enum MHD_Result chat(struct MHD_Connection *c, const char *method,
 			    const char *url, struct req *rq)
 {
@@ -507,6 +762,9 @@ static enum MHD_Result chat(struct MHD_Connection *c, const char *method,
 
 	record_request(c, method, url, rq);
 	parse_directives(rq->body, &d);
+	/* the second turn of a tool conversation is answered in text */
+	if (d.tools && rq->body && strstr(rq->body, "\"role\":\"tool\""))
+		d.tools = false;
 	req = json_tokener_parse(rq->body ? rq->body : "");
 	if (!json_object_is_type(req, json_type_object)) {
 		json_object_put(req);
@@ -631,6 +889,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 				 "{\"object\":\"list\",\"data\":[{\"id\":\"mock-model\","
 				 "\"object\":\"model\",\"created\":0,"
 				 "\"owned_by\":\"mock\"}]}");
+	if (!strcmp(method, "POST") && (strstr(url, ":generateContent") ||
+					strstr(url, ":streamGenerateContent")))
+		return gemini(c, method, url, rq);
 	if (!strcmp(method, "POST") && ends_with(url, "/chat/completions")) {
 		if (rq->too_big)
 			return send_text(c, 413, "application/json",
@@ -667,8 +928,19 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **sock_ctx,
 			  enum MHD_ConnectionNotificationCode code)
 {
 	(void)cls;
-	(void)c;
 	(void)sock_ctx;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		/* like a real provider's front end: without it, Nagle holds
+		 * a response body behind its headers until the gateway's
+		 * delayed ACK (up to 200 ms) */
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+			c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		int one = 1;
+
+		if (ci)
+			setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY,
+				   &one, sizeof(one));
+	}
 	pthread_mutex_lock(&lock);
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
 		stats.connections++;
