@@ -52,6 +52,7 @@ struct ws_job {
 	bool stream;
 	bool cancelled;            /* {conn->lock} */
 	bool client_cancel;        /* cancelled by a "cancel" message */
+	bool answered;             /* the final message has been queued */
 	struct pl_request *pl;     /* {conn->lock} while running */
 };
 
@@ -184,6 +185,16 @@ static void conn_reply(struct ws_conn *c, struct buf *b)
 
 /* ---- the WebSocket sink (worker threads) ---- */
 
+static bool job_client_cancelled(struct ws_job *j)
+{
+	bool cc;
+
+	pthread_mutex_lock(&j->conn->lock);
+	cc = j->client_cancel;
+	pthread_mutex_unlock(&j->conn->lock);
+	return cc;
+}
+
 static int sink_chunk(void *ud, const char *json, size_t len)
 {
 	struct ws_job *j = ud;
@@ -202,8 +213,9 @@ static void send_request_error(struct ws_job *j, const struct api_error *err)
 	struct buf b;
 	const char *second;
 
+	j->answered = true;
 	buf_init(&b, 0);
-	if (j->client_cancel) {
+	if (job_client_cancelled(j)) {
 		ws_proto_cancelled(&b, j->id);
 		second = j->id[0] ? NULL : "data: [DONE]\n\n";
 	} else if (j->stream) {
@@ -226,6 +238,7 @@ static void sink_end(void *ud, const struct api_error *err)
 		send_request_error(j, err);
 		return;
 	}
+	j->answered = true;
 	buf_init(&b, 0);
 	buf_init(&usage, 0);
 	pthread_mutex_lock(&j->conn->lock);
@@ -277,6 +290,7 @@ static void run_job(struct ws_job *j)
 		pipeline_response(pl, &status, &body, &len, &ra);
 		buf_init(&b, 0);
 		if (status == 200 && !j->stream) {
+			j->answered = true;
 			ws_proto_completion(&b, j->id, body, len);
 			conn_push(c, j, b.data, b.len);
 		} else {
@@ -305,6 +319,15 @@ static void run_job(struct ws_job *j)
 	} else if (res == PL_STREAM) {
 		while (pipeline_stream_pump(pl, PUMP_WAIT_MS) == PL_MORE)
 			;
+	}
+	/* a cancel that landed before the answer took shape (the first
+	 * chunks may already be out): the client still gets its reply */
+	if (!j->answered && job_client_cancelled(j)) {
+		struct api_error err;
+
+		apierr_set(&err, 499, "client_closed", NULL, NULL,
+			   "request cancelled");
+		send_request_error(j, &err);
 	}
 	pthread_mutex_lock(&c->lock);
 	j->pl = NULL;
