@@ -487,7 +487,7 @@ static void on_cancel(struct ws_conn *c, const char *id)
 	pthread_mutex_lock(&c->lock);
 	j = find_job(c, id);
 	if (!j) {
-		for (j = c->serial_head; j && strcmp(j->id, id); j = j->next)
+		for (j = c->serial_head; j && strcmp(j->id, id) != 0; j = j->next)
 			;
 	}
 	if (j && !j->cancelled) {
