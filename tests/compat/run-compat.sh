@@ -88,3 +88,10 @@ echo "# Gemini and DeepSeek through the SDK, WebSocket, browser"
 if grep -q 'sk-compat-' "$work/daemon.log"; then
 	echo "a key appeared in the daemon log"; exit 1
 fi
+# a clean exit: no crash, and no leak when built with sanitizers
+kill "$daemon_pid"
+rc=0; wait "$daemon_pid" || rc=$?
+daemon_pid=
+if [ "$rc" -ne 0 ]; then
+	cat "$work/daemon.log"; echo "daemon exited $rc"; exit 1
+fi

@@ -88,10 +88,16 @@ static void setup(void)
 	free(cfg);
 }
 
+/* A child that did not exit 0 (a crash, or a leak under ASan) fails
+ * the suite even when every test passed. */
+static int children_failed;
+
 static void teardown(void)
 {
-	h_proc_stop(&daemon_);
-	h_proc_stop(&mock);
+	if (h_proc_stop(&daemon_) != 0)
+		children_failed++;
+	if (h_proc_stop(&mock) != 0)
+		children_failed++;
 }
 
 /* A chat body for model with text (which may carry [mock ...]). */
@@ -229,7 +235,10 @@ START_TEST(completion_rewrites_model)
 	auth = h_mock_last_header(&mock, "authorization");
 	ck_assert_str_eq(auth, "Bearer " H_PROVIDER_KEY);
 	free(auth);
-	ck_assert_ptr_nonnull(h_header(&r, "x-llm-bridge-overhead-us"));
+	auth = h_header(&r, "x-llm-bridge-overhead-us");
+	ck_assert_ptr_nonnull(auth);
+	ck_assert_int_ge(atol(auth), 0);
+	free(auth);
 	h_resp_free(&r);
 }
 END_TEST
@@ -914,7 +923,7 @@ int main(void)
 
 	signal(SIGPIPE, SIG_IGN);
 	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
+	failed = srunner_ntests_failed(sr) + children_failed;
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -113,11 +113,18 @@ static void setup(void)
 	free(cfg);
 }
 
+/* A child that did not exit 0 (a crash, or a leak under ASan) fails
+ * the suite even when every test passed. */
+static int children_failed;
+
 static void teardown(void)
 {
-	h_proc_stop(&daemon_);
-	h_proc_stop(&proxy);
-	h_proc_stop(&mock);
+	if (h_proc_stop(&daemon_) != 0)
+		children_failed++;
+	if (h_proc_stop(&proxy) != 0)
+		children_failed++;
+	if (h_proc_stop(&mock) != 0)
+		children_failed++;
 }
 
 static char *via_of(const char *model, bool stream, long *status)
@@ -215,7 +222,7 @@ int main(void)
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
+	failed = srunner_ntests_failed(sr) + children_failed;
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

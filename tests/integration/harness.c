@@ -126,9 +126,23 @@ void h_mock_start(struct h_proc *m)
 		die("mock did not report its port (got '%s')", line);
 }
 
+/* Remove a child's private directory: only after a clean exit, so a
+ * failure leaves its log behind (or always, with LB_KEEP_TEST_DIRS). */
+static void remove_dir(const char *dir)
+{
+	char cmd[128];
+
+	if (!dir[0] || getenv("LB_KEEP_TEST_DIRS") ||
+	    strncmp(dir, "/tmp/lb-test-", 13) != 0)
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "harness: cannot remove %s\n", dir);
+}
+
 int h_proc_stop(struct h_proc *p)
 {
-	int st = 0;
+	int st = 0, rc;
 
 	if (p->pid <= 0)
 		return -1;
@@ -136,9 +150,13 @@ int h_proc_stop(struct h_proc *p)
 	while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
 		;
 	p->pid = 0;
-	if (WIFSIGNALED(st))
-		return 128 + WTERMSIG(st);
-	return WEXITSTATUS(st);
+	rc = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+	if (rc == 0)
+		remove_dir(p->dir);
+	else
+		fprintf(stderr, "harness: child exited %d, log kept: %s\n", rc,
+			p->log_path);
+	return rc;
 }
 
 char *h_proc_log(const struct h_proc *p)

@@ -42,7 +42,9 @@ void h_mock_reset(const struct h_proc *m);
  * Waits for "listening on". Aborts the run on failure. */
 void h_daemon_start(struct h_proc *d, const char *config_yaml,
 		    const char *env_text);
-/* SIGTERM and wait. Returns the exit status (or 128+signal). */
+/* SIGTERM and wait. Returns the exit status (or 128+signal). A clean
+ * exit removes the child's directory; otherwise its log is kept and
+ * named on stderr. */
 int h_proc_stop(struct h_proc *p);
 /* The daemon's log so far. Caller frees. */
 char *h_proc_log(const struct h_proc *p);
