@@ -75,7 +75,7 @@ done
 [ -n "$port" ] || { cat "$work/daemon.log"; echo "daemon did not start"; exit 1; }
 
 export LB_CLIENT_KEY=sk-compat-client-key LB_MOCK_URL="http://127.0.0.1:$mport" \
-	LB_PAGE_PORT=$page_port
+	LB_PAGE_PORT=$page_port LB_DAEMON_PID=$daemon_pid
 # Both base URL spellings that SDKs and chat apps are given.
 for base in "http://127.0.0.1:$port/v1" "http://127.0.0.1:$port"; do
 	echo "# openai SDK, base URL $base"

@@ -4,6 +4,7 @@
 // non-streaming replies), bad input, and disconnect-abort at the mock.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 
 const wsURL = process.env.LB_BASE_URL.replace(/^http/, 'ws').replace(/\/v1$/, '') + '/v1/ws';
@@ -164,6 +165,33 @@ test('closing the socket aborts the upstream within a second', async () => {
   } while (performance.now() - closedAt < 3000);
   assert.equal(st.aborted, before + 1);
   assert.ok(performance.now() - closedAt < 1000 + 100, 'abort took too long');
+});
+
+// A reader that stops reading must not grow the daemon: the outbox is
+// bounded and the worker stops pulling from the provider. Nothing is lost
+// once it reads again.
+test('a slow reader is back-pressured, not buffered, and loses nothing', async () => {
+  const pid = Number(process.env.LB_DAEMON_PID);
+  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+  const ws = await open();
+  const n = 60000; // ~14 MB of chunks, far more than socket buffers hold
+  ws.send(JSON.stringify({ type: 'chat', id: 'big', api_key: key, payload: chat(`[mock chunks=${n}]`) }));
+  await ws.next();
+  ws._socket.pause();
+  const before = rss();
+  await new Promise((r) => setTimeout(r, 1500));
+  const grown = rss() - before;
+  ws._socket.resume();
+  let chunks = 1, done = null;
+  while (!done) {
+    const m = JSON.parse((await ws.next(10000)).text);
+    if (m.type === 'chunk') chunks++;
+    else done = m;
+  }
+  assert.equal(done.type, 'done');
+  assert.equal(chunks, n + 2); // role, n pieces, finish
+  assert.ok(grown < 6 * 1024, `daemon RSS grew ${grown} KiB while the client was paused`);
+  ws.close();
 });
 
 test('auth failures', async () => {
