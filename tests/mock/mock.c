@@ -11,7 +11,8 @@
  * pooled connections and how fast it hung up.
  *
  * Usage: mock-upstream --port N [--host ADDR]; prints "PORT <n>".
- * Control: GET /_mock/stats, POST /_mock/reset.
+ * Control: GET /_mock/stats (connections, requests, aborted, active,
+ * streamed bytes, last_abort_ms, last_request), POST /_mock/reset.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,6 +42,7 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
 	long connections, requests, aborted, active;
+	long long streamed; /* stream body bytes handed to MHD */
 	long long last_abort_ms;
 	json_object *last_request;
 } stats;
@@ -153,7 +155,7 @@ struct stream {
 	struct directives d;
 	int fd;
 	char **events;
-	size_t n, next, off;
+	size_t n, cap, next, off;
 	bool stalled_forever;
 	bool fail_at_end;
 };
@@ -197,9 +199,12 @@ static char *xasprintf(const char *fmt, ...)
 
 static void add_event(struct stream *st, char *text)
 {
-	st->events = realloc(st->events, (st->n + 1) * sizeof(char *));
-	if (!st->events)
-		abort();
+	if (st->n == st->cap) {
+		st->cap = st->cap ? st->cap * 2 : 16;
+		st->events = realloc(st->events, st->cap * sizeof(char *));
+		if (!st->events)
+			abort();
+	}
 	st->events[st->n++] = text;
 }
 
@@ -342,6 +347,9 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
 		n = 1 + (st->next + st->off) % 3;
 	memcpy(out, ev + st->off, n);
 	st->off += n;
+	pthread_mutex_lock(&lock);
+	stats.streamed += (long long)n;
+	pthread_mutex_unlock(&lock);
 	if (st->off == strlen(ev)) {
 		st->off = 0;
 		st->next++;
@@ -831,6 +839,7 @@ static enum MHD_Result send_stats(struct MHD_Connection *c)
 	json_object_object_add(o, "requests", json_object_new_int64(stats.requests));
 	json_object_object_add(o, "aborted", json_object_new_int64(stats.aborted));
 	json_object_object_add(o, "active", json_object_new_int64(stats.active));
+	json_object_object_add(o, "streamed", json_object_new_int64(stats.streamed));
 	json_object_object_add(o, "last_abort_ms", json_object_new_int64(stats.last_abort_ms));
 	json_object_object_add(o, "now_ms", json_object_new_int64(mono_ms()));
 	json_object_object_add(o, "last_request", json_object_get(stats.last_request));
@@ -878,6 +887,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 	if (!strcmp(url, "/_mock/reset")) {
 		pthread_mutex_lock(&lock);
 		stats.connections = stats.requests = stats.aborted = 0;
+		stats.streamed = 0;
 		stats.last_abort_ms = 0;
 		json_object_put(stats.last_request);
 		stats.last_request = NULL;
