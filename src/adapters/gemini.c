@@ -85,13 +85,21 @@ static void random_alnum(char *out, size_t n)
 	out[n] = '\0';
 }
 
+/* Writes prefix + ID_LEN random characters to id (size >= 16 + ID_LEN). */
+static void make_id(char *id, size_t size, const char *prefix)
+{
+	int plen = snprintf(id, size, "%s", prefix);
+
+	if (plen < 0 || (size_t)plen + ID_LEN >= size)
+		abort(); /* prefixes are short literals: a caller bug */
+	random_alnum(id + plen, ID_LEN);
+}
+
 static json_object *new_id(const char *prefix)
 {
 	char id[16 + ID_LEN + 1];
-	size_t plen = strlen(prefix);
 
-	memcpy(id, prefix, plen);
-	random_alnum(id + plen, ID_LEN);
+	make_id(id, sizeof(id), prefix);
 	return json_object_new_string(id);
 }
 
@@ -896,12 +904,27 @@ static void schema_enum(json_object *out, json_object *list, bool *nullable)
 	json_object_put(keep);
 }
 
+/* Keys Gemini takes unchanged: the plain ones, and "format" with a value
+ * it knows. */
+static bool schema_copy_as_is(const char *k, json_object *v)
+{
+	const char *fmt;
+
+	if (in_list(k, schema_plain_keys, ARRAY_SIZE(schema_plain_keys)))
+		return true;
+	if (strcmp(k, "format") != 0)
+		return false;
+	fmt = json_object_get_string(v);
+	return fmt && json_object_is_type(v, json_type_string) &&
+	       in_list(fmt, schema_formats, ARRAY_SIZE(schema_formats));
+}
+
 static int schema_key(struct schema_ctx *s, json_object *out, const char *k,
 		      json_object *v, int depth, bool *nullable)
 {
 	json_object *e;
 
-	if (in_list(k, schema_plain_keys, ARRAY_SIZE(schema_plain_keys))) {
+	if (schema_copy_as_is(k, v)) {
 		json_object_object_add(out, k, json_object_get(v));
 	} else if (strcmp(k, "type") == 0) {
 		schema_type(out, v, nullable);
@@ -920,10 +943,6 @@ static int schema_key(struct schema_ctx *s, json_object *out, const char *k,
 	} else if (strcmp(k, "allOf") == 0 &&
 		   json_object_is_type(v, json_type_array)) {
 		return schema_all_of(s, out, v, depth);
-	} else if (strcmp(k, "format") == 0 && json_object_get_string(v) &&
-		   in_list(json_object_get_string(v), schema_formats,
-			   ARRAY_SIZE(schema_formats))) {
-		json_object_object_add(out, k, json_object_get(v));
 	} else if (strcmp(k, "const") == 0 &&
 		   json_object_is_type(v, json_type_string)) {
 		e = json_object_new_array();
@@ -1666,8 +1685,7 @@ static int gemini_parse_response(const struct adapter_call *call,
 		map_error_obj(call, error_code(obj), obj, NULL, err);
 		goto out;
 	}
-	memcpy(id, "chatcmpl-", 9);
-	random_alnum(id + 9, ID_LEN);
+	make_id(id, sizeof(id), "chatcmpl-");
 	resp = new_envelope(id, (int64_t)time(NULL), "chat.completion",
 			    call->client_model);
 	choices = json_object_new_array();
@@ -1723,8 +1741,7 @@ static void *gemini_stream_new(const struct adapter_call *call)
 	struct gemini_stream *st = xcalloc(1, sizeof(*st));
 
 	st->call = call;
-	memcpy(st->id, "chatcmpl-", 9);
-	random_alnum(st->id + 9, ID_LEN);
+	make_id(st->id, sizeof(st->id), "chatcmpl-");
 	st->created = (int64_t)time(NULL);
 	return st;
 }
