@@ -216,8 +216,76 @@ bad:
 	return dflt;
 }
 
+/* One of YAML 1.1's boolean words in its three spellings (yes, Yes, YES). */
+static int yaml_bool(const char *s)
+{
+	static const char *const words[][2] = {
+		{ "true", "false" }, { "yes", "no" }, { "on", "off" },
+	};
+	char lower[8];
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n >= sizeof(lower))
+		return -1;
+	for (i = 0; i <= n; i++)
+		lower[i] = (char)tolower((unsigned char)s[i]);
+	/* only all-lower, Title and ALL-UPPER spellings count */
+	for (i = 1; i < n; i++)
+		if (isupper((unsigned char)s[i]) != isupper((unsigned char)s[1]))
+			return -1;
+	if (n > 1 && islower((unsigned char)s[0]) &&
+	    isupper((unsigned char)s[1]))
+		return -1;
+	for (i = 0; i < ARRAY_SIZE(words); i++) {
+		if (!strcmp(lower, words[i][0]))
+			return 1;
+		if (!strcmp(lower, words[i][1]))
+			return 0;
+	}
+	return -1;
+}
+
+/* A YAML 1.1 integer (decimal, 0x hex, 0o or leading-zero octal, 0b
+ * binary, '_' separators allowed) into *out; 0 if s is not one. */
+static int yaml_int(const char *s, long long *out)
+{
+	char digits[64];
+	const char *p = s;
+	size_t n = 0;
+	int base = 10;
+	bool neg = false;
+	char *end;
+
+	if (*p == '-' || *p == '+')
+		neg = *p++ == '-';
+	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
+		base = 16, p += 2;
+	else if (p[0] == '0' && (p[1] == 'o' || p[1] == 'b'))
+		base = p[1] == 'o' ? 8 : 2, p += 2;
+	else if (p[0] == '0' && p[1])
+		base = 8, p++;
+	for (; *p; p++) {
+		if (*p == '_')
+			continue;
+		if (n + 1 >= sizeof(digits) || !isxdigit((unsigned char)*p))
+			return 0;
+		digits[n++] = *p;
+	}
+	digits[n] = '\0';
+	if (n == 0 || digits[0] == '+' || digits[0] == '-')
+		return 0;
+	errno = 0;
+	*out = strtoll(digits, &end, base);
+	if (*end || errno)
+		return 0;
+	if (neg)
+		*out = -*out;
+	return 1;
+}
+
 /* A YAML node as JSON, for param_config values: plain scalars are typed the
- * way YAML 1.1 core schema types them, quoted scalars are strings. */
+ * way PyYAML (YAML 1.1) types them, since the original LLM Bridge read the
+ * same files with it; quoted scalars are strings. */
 static json_object *to_json(struct loader *ld, yaml_node_t *n)
 {
 	if (!n)
@@ -225,22 +293,23 @@ static json_object *to_json(struct loader *ld, yaml_node_t *n)
 	switch (n->type) {
 	case YAML_SCALAR_NODE: {
 		const char *s = (const char *)n->data.scalar.value;
+		long long ll;
+		int b;
 		char *end;
 		if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
 			return json_object_new_string(s);
 		if (is_null(n))
 			return NULL;
-		if (!strcmp(s, "true") || !strcmp(s, "True"))
-			return json_object_new_boolean(1);
-		if (!strcmp(s, "false") || !strcmp(s, "False"))
-			return json_object_new_boolean(0);
-		errno = 0;
-		long long ll = strtoll(s, &end, 10);
-		if (!*end && end != s && !errno)
+		if ((b = yaml_bool(s)) >= 0)
+			return json_object_new_boolean(b);
+		if (yaml_int(s, &ll))
 			return json_object_new_int64(ll);
-		double d = strtod(s, &end);
-		if (!*end && end != s && isfinite(d))
-			return json_object_new_double(d);
+		/* strtod also takes hex floats, inf and nan: YAML does not */
+		if (strpbrk(s, "xXnN") == NULL) {
+			double d = strtod(s, &end);
+			if (!*end && end != s && isfinite(d))
+				return json_object_new_double(d);
+		}
 		return json_object_new_string(s);
 	}
 	case YAML_SEQUENCE_NODE: {

@@ -1,39 +1,100 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for keys: the hashed client key store. */
+/* Unit tests for keys: the SHA-256 client key store. */
 #include <check.h>
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "keys.h"
 
-static const struct key_entry *find(const struct keystore *ks, const char *k)
+static const struct key_entry *look(const struct keystore *ks, const char *k)
 {
 	return keys_lookup(ks, k, strlen(k));
 }
 
-START_TEST(lookup)
+START_TEST(hit_and_miss)
 {
-	char *keys[] = { "sk-alpha", "sk-beta", "sk-alpha" };
-	struct keystore *ks = keys_new(keys, 3);
-	const struct key_entry *e;
+	char *plain[] = { "sk-alpha", "sk-beta" };
+	struct keystore *ks = keys_new(plain, 2);
+	const struct key_entry *a, *b;
 
 	ck_assert_uint_eq(keys_count(ks), 2);
-	e = find(ks, "sk-alpha");
+	a = look(ks, "sk-alpha");
+	b = look(ks, "sk-beta");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_ptr_ne(a, b);
+	ck_assert_str_ne(a->label, b->label);
+	ck_assert_ptr_null(look(ks, "sk-gamma"));
+	ck_assert_ptr_null(look(ks, ""));
+	ck_assert_ptr_null(look(ks, "SK-ALPHA"));
+	/* the same entry every time */
+	ck_assert_ptr_eq(look(ks, "sk-alpha"), a);
+	keys_free(ks);
+}
+END_TEST
+
+START_TEST(prefixes_and_extensions_miss)
+{
+	char *plain[] = { "sk-secret-key" };
+	struct keystore *ks = keys_new(plain, 1);
+	const char *k = "sk-secret-key";
+
+	ck_assert_ptr_nonnull(keys_lookup(ks, k, strlen(k)));
+	/* the length counts, not a NUL */
+	for (size_t n = 0; n < strlen(k); n++)
+		ck_assert_ptr_null(keys_lookup(ks, k, n));
+	ck_assert_ptr_null(look(ks, "sk-secret-key2"));
+	ck_assert_ptr_null(look(ks, "sk-secret-kez"));
+	ck_assert_ptr_null(look(ks, " sk-secret-key"));
+	ck_assert_ptr_null(keys_lookup(ks, "sk-secret-key\0", 14));
+	keys_free(ks);
+}
+END_TEST
+
+START_TEST(duplicates_merge)
+{
+	char *plain[] = { "k1", "k2", "k1", "k1", "k3", "k2" };
+	struct keystore *ks = keys_new(plain, 6);
+
+	ck_assert_uint_eq(keys_count(ks), 3);
+	ck_assert_ptr_nonnull(look(ks, "k1"));
+	ck_assert_ptr_nonnull(look(ks, "k2"));
+	ck_assert_ptr_nonnull(look(ks, "k3"));
+	keys_free(ks);
+}
+END_TEST
+
+static int is_lower_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+START_TEST(label_format)
+{
+	/* SHA-256("abc") = ba7816bf... */
+	char *plain[] = { "abc", "another key" };
+	struct keystore *ks = keys_new(plain, 2);
+	const struct key_entry *e = look(ks, "abc");
+
 	ck_assert_ptr_nonnull(e);
-	ck_assert_ptr_nonnull(find(ks, "sk-beta"));
-	ck_assert_ptr_null(find(ks, "sk-alph"));
-	ck_assert_ptr_null(find(ks, "sk-alphaa"));
-	ck_assert_ptr_null(find(ks, ""));
-	ck_assert_ptr_null(keys_lookup(ks, "sk-alpha", 7));
-	/* label: "key-" and 8 lower-case hex digits, never the key */
+	ck_assert_str_eq(e->label, "key-ba7816bf");
+	static const unsigned char abc_digest[KEYS_DIGEST_LEN] = {
+		0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea,
+		0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+		0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c,
+		0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad,
+	};
+	ck_assert_int_eq(memcmp(e->digest, abc_digest, KEYS_DIGEST_LEN), 0);
+
+	e = look(ks, "another key");
+	ck_assert_ptr_nonnull(e);
 	ck_assert_uint_eq(strlen(e->label), 12);
-	ck_assert(!strncmp(e->label, "key-", 4));
+	ck_assert_int_eq(strncmp(e->label, "key-", 4), 0);
 	for (int i = 4; i < 12; i++)
-		ck_assert(isxdigit((unsigned char)e->label[i]) &&
-			  !isupper((unsigned char)e->label[i]));
-	ck_assert_ptr_null(strstr(e->label, "alpha"));
+		ck_assert_msg(is_lower_hex(e->label[i]), "label %s", e->label);
+	/* the label never contains the key */
+	ck_assert_ptr_null(strstr(e->label, "another"));
 	keys_free(ks);
 }
 END_TEST
@@ -42,49 +103,86 @@ START_TEST(empty_store)
 {
 	struct keystore *ks = keys_new(NULL, 0);
 
+	ck_assert_ptr_nonnull(ks);
 	ck_assert_uint_eq(keys_count(ks), 0);
-	ck_assert_ptr_null(find(ks, "anything"));
+	ck_assert_ptr_null(look(ks, ""));
+	ck_assert_ptr_null(look(ks, "anything"));
 	keys_free(ks);
-	ck_assert_ptr_null(keys_lookup(NULL, "x", 1));
+	ck_assert_uint_eq(keys_count(NULL), 0);
+	ck_assert_ptr_null(look(NULL, "x"));
+	keys_free(NULL);
 }
 END_TEST
 
-START_TEST(many_keys)
+START_TEST(thousand_keys)
 {
 	enum { N = 1000 };
-	char *keys[N];
-	char other[32];
+	char **plain = calloc(N, sizeof(char *));
+	char other[64];
 	struct keystore *ks;
 
 	for (int i = 0; i < N; i++) {
-		keys[i] = malloc(32);
-		snprintf(keys[i], 32, "sk-key-%d", i);
+		plain[i] = malloc(40);
+		snprintf(plain[i], 40, "sk-test-%04d-%08x", i, i * 2654435761u);
 	}
-	ks = keys_new(keys, N);
+	ks = keys_new(plain, N);
 	ck_assert_uint_eq(keys_count(ks), N);
 	for (int i = 0; i < N; i++) {
-		ck_assert_ptr_nonnull(find(ks, keys[i]));
-		snprintf(other, sizeof(other), "sk-other-%d", i);
-		ck_assert_ptr_null(find(ks, other));
+		const struct key_entry *e = look(ks, plain[i]);
+		ck_assert_msg(e != NULL, "key %d not found", i);
+		/* the entry is the one for this key */
+		ck_assert_ptr_eq(look(ks, plain[i]), e);
 	}
-	keys_free(ks);
+	for (int i = 0; i < N; i++) {
+		snprintf(other, sizeof(other), "sk-test-%04d-%08x", i + N,
+			 i * 2654435761u);
+		ck_assert_msg(look(ks, other) == NULL, "%s found", other);
+		snprintf(other, sizeof(other), "sk-other-%d", i);
+		ck_assert_ptr_null(look(ks, other));
+	}
+	/* the store holds digests, not the plain keys */
 	for (int i = 0; i < N; i++)
-		free(keys[i]);
+		free(plain[i]);
+	free(plain);
+	ck_assert_ptr_null(look(ks, "sk-other-1"));
+	keys_free(ks);
 }
 END_TEST
 
-int main(void)
+START_TEST(store_does_not_keep_plain_keys)
+{
+	char k1[] = "sk-mutable";
+	char *plain[] = { k1 };
+	struct keystore *ks = keys_new(plain, 1);
+
+	k1[0] = 'X'; /* change the caller's copy afterwards */
+	ck_assert_ptr_nonnull(look(ks, "sk-mutable"));
+	ck_assert_ptr_null(look(ks, "Xk-mutable"));
+	keys_free(ks);
+}
+END_TEST
+
+static Suite *keys_suite(void)
 {
 	Suite *s = suite_create("keys");
-	TCase *tc = tcase_create("core");
-	SRunner *sr;
+	TCase *tc = tcase_create("store");
+
+	tcase_add_test(tc, hit_and_miss);
+	tcase_add_test(tc, prefixes_and_extensions_miss);
+	tcase_add_test(tc, duplicates_merge);
+	tcase_add_test(tc, label_format);
+	tcase_add_test(tc, empty_store);
+	tcase_add_test(tc, thousand_keys);
+	tcase_add_test(tc, store_does_not_keep_plain_keys);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(keys_suite());
 	int failed;
 
-	tcase_add_test(tc, lookup);
-	tcase_add_test(tc, empty_store);
-	tcase_add_test(tc, many_keys);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
