@@ -10,7 +10,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
 	build-essential autoconf automake libtool pkg-config ca-certificates \
 	libmicrohttpd-dev libwebsockets-dev libcurl4-gnutls-dev libjson-c-dev \
-	libyaml-dev libgnutls28-dev libpcre2-dev libsqlite3-dev check \
+	libyaml-dev libgnutls28-dev libpcre2-dev libsqlite3-dev libsystemd-dev check \
 	cppcheck clang-tidy valgrind
 # Tests only: real clients drive the daemon (the official openai npm
 # package, the ws package, and a page in headless Chromium) and a real

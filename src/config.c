@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <yaml.h>
 
@@ -35,6 +36,7 @@ struct loader {
 	struct buf *errors;
 	int nerrors;
 	char keypath[512];
+	char *keys_file;      /* keys_file: as written; owned */
 };
 
 typedef void (*section_fn)(struct loader *ld, yaml_node_t *node, void *out);
@@ -429,12 +431,51 @@ static void param_pair(struct loader *ld, const char *k, yaml_node_t *v,
 
 /* ---- models ---- */
 
+static double get_double(struct loader *ld, yaml_node_t *n, double min,
+			 double max, double dflt)
+{
+	const char *s = scalar(n);
+	char *end;
+	double d;
+
+	if (is_null(n))
+		return dflt;
+	if (s && *s) {
+		d = strtod(s, &end);
+		if (!*end && isfinite(d) && d >= min && d <= max)
+			return d;
+	}
+	errf(ld, n, "expected a number from %g to %g", min, max);
+	return dflt;
+}
+
+static void price_pair(struct loader *ld, const char *k, yaml_node_t *v,
+		       void *out)
+{
+	struct model_cfg *m = out;
+
+	if (!strcmp(k, "prompt"))
+		m->price_prompt = get_double(ld, v, 0, 1e9, 0);
+	else if (!strcmp(k, "completion"))
+		m->price_completion = get_double(ld, v, 0, 1e9, 0);
+	else if (!strcmp(k, "cached"))
+		m->price_cached = get_double(ld, v, 0, 1e9, -1);
+	else
+		unknown_key(ld, v);
+}
+
 static void model_pair(struct loader *ld, const char *k, yaml_node_t *v,
 		       void *out)
 {
 	struct model_cfg *m = out;
 
-	if (!strcmp(k, "max_tokens"))
+	if (!strcmp(k, "price")) {
+		m->priced = true;
+		m->price_cached = -1;
+		each_pair(ld, v, price_pair, m);
+		if (m->price_cached < 0)
+			m->price_cached = m->price_prompt;
+	} else if (!strcmp(k, "max_tokens"))
 		m->max_tokens = get_int(ld, v, 1, INT32_MAX, 0);
 	else if (!strcmp(k, "timeout"))
 		m->timeout_s = get_int(ld, v, 1, 86400, 0);
@@ -665,6 +706,8 @@ static void logging_pair(struct loader *ld, const char *k, yaml_node_t *v,
 			l->level = lvl;
 	} else if (!strcmp(k, "output")) {
 		each_pair(ld, v, output_pair, l);
+	} else if (!strcmp(k, "log_bodies")) {
+		l->log_bodies = get_bool(ld, v, false);
 	} else if (!strcmp(k, "fields")) {
 		/* The original's field switches: every field is always
 		 * logged here (keys never are), so they are accepted as is. */
@@ -691,6 +734,204 @@ static void media_pair(struct loader *ld, const char *k, yaml_node_t *v,
 		unknown_key(ld, v);
 }
 
+/* ---- named keys ---- */
+
+static bool valid_key_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > KEYS_NAME_MAX)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("-_.@", *s))
+			return false;
+	return true;
+}
+
+/* "2027-01-31" (end of that day, UTC) or "2027-01-31T12:00:00Z". */
+static int64_t get_expiry(struct loader *ld, yaml_node_t *n)
+{
+	const char *s = scalar(n);
+	struct tm tm;
+	const char *end;
+
+	if (is_null(n))
+		return 0;
+	memset(&tm, 0, sizeof(tm));
+	if (s && (end = strptime(s, "%Y-%m-%d", &tm)) != NULL) {
+		if (!*end) {
+			tm.tm_hour = 23, tm.tm_min = 59, tm.tm_sec = 59;
+			return (int64_t)timegm(&tm);
+		}
+		if ((*end == 'T' || *end == ' ') &&
+		    (end = strptime(end + 1, "%H:%M:%S", &tm)) != NULL &&
+		    (!strcmp(end, "Z") || !*end))
+			return (int64_t)timegm(&tm);
+	}
+	errf(ld, n, "expected a date (2027-01-31) or a UTC time "
+	     "(2027-01-31T12:00:00Z)");
+	return 0;
+}
+
+static void budget_pair(struct loader *ld, const char *k, yaml_node_t *v,
+			void *out)
+{
+	struct limit_spec *l = out;
+	const char *s = scalar(v);
+
+	if (!strcmp(k, "tokens")) {
+		l->budget_tokens = (uint64_t)get_int(ld, v, 1, INT64_MAX, 0);
+	} else if (!strcmp(k, "cost")) {
+		l->budget_cost = get_double(ld, v, 0, 1e12, 0);
+	} else if (!strcmp(k, "period")) {
+		if (s && !strcmp(s, "day"))
+			l->period = LIMIT_PERIOD_DAY;
+		else if (s && !strcmp(s, "month"))
+			l->period = LIMIT_PERIOD_MONTH;
+		else
+			errf(ld, v, "expected day or month");
+	} else {
+		unknown_key(ld, v);
+	}
+}
+
+static void key_models(struct loader *ld, yaml_node_t *v, struct key_def *d)
+{
+	if (is_null(v))
+		return;
+	if (v->type != YAML_SEQUENCE_NODE) {
+		errf(ld, v, "expected a list of model globs (\"gemini/*\")");
+		return;
+	}
+	for (yaml_node_item_t *it = v->data.sequence.items.start;
+	     it < v->data.sequence.items.top; it++) {
+		char *g = get_string(ld, node_at(ld, *it));
+
+		if (!g)
+			continue;
+		d->models = xrealloc(d->models,
+				     (d->n_models + 1) * sizeof(char *));
+		d->models[d->n_models++] = g;
+	}
+}
+
+/* One item of keys: while it is read. */
+struct key_item {
+	struct key_def def;
+	bool has_hash;
+};
+
+static void key_pair(struct loader *ld, const char *k, yaml_node_t *v,
+		     void *out)
+{
+	struct key_item *it = out;
+	struct key_def *d = &it->def;
+	const char *s = scalar(v);
+
+	if (!strcmp(k, "name")) {
+		free(d->name);
+		d->name = get_string(ld, v);
+		if (d->name && !valid_key_name(d->name))
+			errf(ld, v, "key names hold 1 to %d letters, digits, "
+			     "'-', '_', '.' or '@'", KEYS_NAME_MAX);
+	} else if (!strcmp(k, "hash")) {
+		/* a plain key here would put a secret in the config */
+		it->has_hash = s && keys_parse_digest(s, d->digest) == 0;
+		if (!it->has_hash)
+			errf(ld, v, "expected sha256:<64 hex digits> (see "
+			     "llm-bridge keygen)");
+	} else if (!strcmp(k, "models")) {
+		key_models(ld, v, d);
+	} else if (!strcmp(k, "rpm")) {
+		d->limits.rpm = (uint32_t)get_int(ld, v, 1, UINT32_MAX, 0);
+	} else if (!strcmp(k, "tpm")) {
+		d->limits.tpm = (uint64_t)get_int(ld, v, 1, INT64_MAX, 0);
+	} else if (!strcmp(k, "budget")) {
+		each_pair(ld, v, budget_pair, &d->limits);
+	} else if (!strcmp(k, "expires")) {
+		d->expires = get_expiry(ld, v);
+	} else if (!strcmp(k, "enabled")) {
+		d->enabled = get_bool(ld, v, true);
+	} else if (!strcmp(k, "admin")) {
+		d->admin = get_bool(ld, v, false);
+	} else {
+		unknown_key(ld, v);
+	}
+}
+
+static void keys_list(struct loader *ld, yaml_node_t *v, struct config *cfg)
+{
+	size_t i = 0;
+
+	if (is_null(v))
+		return;
+	if (v->type != YAML_SEQUENCE_NODE) {
+		errf(ld, v, "expected a list of keys (- name: ..., hash: ...)");
+		return;
+	}
+	for (yaml_node_item_t *p = v->data.sequence.items.start;
+	     p < v->data.sequence.items.top; p++, i++) {
+		yaml_node_t *n = node_at(ld, *p);
+		struct key_item it = { .def = { .enabled = true } };
+		char idx[24];
+		size_t old;
+
+		snprintf(idx, sizeof(idx), "%zu", i);
+		old = push_key(ld, idx);
+		each_pair(ld, n, key_pair, &it);
+		if (!it.def.name || !it.has_hash)
+			errf(ld, n, "a key needs a name and a hash");
+		if ((it.def.limits.budget_tokens || it.def.limits.budget_cost) &&
+		    it.def.limits.period == LIMIT_PERIOD_NONE)
+			errf(ld, n, "budget: needs period: day or month");
+		pop_key(ld, old);
+		cfg->key_defs = xrealloc(cfg->key_defs, (cfg->n_key_defs + 1) *
+					 sizeof(*cfg->key_defs));
+		cfg->key_defs[cfg->n_key_defs++] = it.def;
+	}
+}
+
+/* ---- usage, metrics ---- */
+
+static void usage_pair(struct loader *ld, const char *k, yaml_node_t *v,
+		       void *out)
+{
+	struct usage_cfg *u = out;
+
+	if (!strcmp(k, "database")) {
+		free(u->database);
+		u->database = get_string(ld, v);
+		u->database_set = u->database != NULL;
+	} else if (!strcmp(k, "flush_interval")) {
+		u->flush_interval_s = (unsigned)get_int(ld, v, 1, 3600, 5);
+	} else {
+		unknown_key(ld, v);
+	}
+}
+
+static void metrics_pair(struct loader *ld, const char *k, yaml_node_t *v,
+			 void *out)
+{
+	struct metrics_cfg *m = out;
+
+	if (!strcmp(k, "enabled"))
+		m->enabled = get_bool(ld, v, true);
+	else if (!strcmp(k, "require_key"))
+		m->require_key = get_bool(ld, v, false);
+	else
+		unknown_key(ld, v);
+}
+
+/* The top level of a keys_file: holds keys: only. */
+static void keys_file_pair(struct loader *ld, const char *k, yaml_node_t *v,
+			   void *out)
+{
+	if (!strcmp(k, "keys"))
+		keys_list(ld, v, out);
+	else
+		unknown_key(ld, v);
+}
+
 static void top_pair(struct loader *ld, const char *k, yaml_node_t *v,
 		     void *out)
 {
@@ -706,6 +947,16 @@ static void top_pair(struct loader *ld, const char *k, yaml_node_t *v,
 		each_pair(ld, v, logging_pair, &cfg->logging);
 	else if (!strcmp(k, "media"))
 		each_pair(ld, v, media_pair, &cfg->media);
+	else if (!strcmp(k, "usage"))
+		each_pair(ld, v, usage_pair, &cfg->usage);
+	else if (!strcmp(k, "metrics"))
+		each_pair(ld, v, metrics_pair, &cfg->metrics);
+	else if (!strcmp(k, "keys"))
+		keys_list(ld, v, cfg);
+	else if (!strcmp(k, "keys_file")) {
+		free(ld->keys_file);
+		ld->keys_file = get_string(ld, v);
+	}
 	else if (!strcmp(k, "default_provider")) {
 		free(cfg->default_provider);
 		cfg->default_provider = get_string(ld, v);
@@ -804,6 +1055,8 @@ static void set_defaults(struct config *cfg)
 	cfg->media.fetch = true;
 	cfg->media.max_bytes = (size_t)20 * 1024 * 1024;
 	cfg->media.timeout_s = 30;
+	cfg->usage.flush_interval_s = 5;
+	cfg->metrics.enabled = true;
 }
 
 static void check_duplicates(struct config *cfg, struct buf *errors)
@@ -820,12 +1073,20 @@ static void check_duplicates(struct config *cfg, struct buf *errors)
 				  strlen(cfg->default_provider)))
 		buf_printf(errors, "%s: key 'default_provider': no provider "
 			   "named '%s'\n", cfg->path, cfg->default_provider);
+	for (size_t i = 0; i < cfg->n_key_defs; i++)
+		for (size_t j = i + 1; j < cfg->n_key_defs; j++)
+			if (cfg->key_defs[i].name && cfg->key_defs[j].name &&
+			    !strcmp(cfg->key_defs[i].name,
+				    cfg->key_defs[j].name))
+				buf_printf(errors, "%s: key 'keys': the name "
+					   "'%s' is used twice\n", cfg->path,
+					   cfg->key_defs[i].name);
 	if (!cfg->default_provider &&
 	    config_find_provider(cfg, "closeai", 7))
 		cfg->default_provider = xstrdup("closeai");
 }
 
-static int parse_file(struct loader *ld, struct config *cfg)
+static int parse_file(struct loader *ld, struct config *cfg, pair_fn top)
 {
 	yaml_parser_t parser;
 	FILE *f = fopen(ld->path, "rb");
@@ -849,12 +1110,32 @@ static int parse_file(struct loader *ld, struct config *cfg)
 	}
 	yaml_node_t *root = yaml_document_get_root_node(&ld->doc);
 	if (root)
-		each_pair(ld, root, top_pair, cfg);
+		each_pair(ld, root, top, cfg);
 	rc = ld->nerrors ? -1 : 0;
 	yaml_document_delete(&ld->doc);
 out_parser:
 	yaml_parser_delete(&parser);
 	fclose(f);
+	return rc;
+}
+
+/* keys_file: a YAML file with a keys: list, relative to the config's
+ * directory unless absolute, so key rotation can be a separate file
+ * with its own owner and mode. */
+static int parse_keys_file(struct loader *ld, struct config *cfg)
+{
+	struct loader sub = { .env = ld->env, .errors = ld->errors };
+	struct buf path;
+	const char *slash = strrchr(ld->path, '/');
+	int rc;
+
+	buf_init(&path, 0);
+	if (ld->keys_file[0] != '/' && slash)
+		buf_append(&path, ld->path, (size_t)(slash - ld->path) + 1);
+	buf_appends(&path, ld->keys_file);
+	sub.path = path.data;
+	rc = parse_file(&sub, cfg, keys_file_pair);
+	buf_free(&path);
 	return rc;
 }
 
@@ -864,20 +1145,26 @@ struct config *config_load(const char *path, const struct env *env,
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
 	struct loader ld = { .path = path, .env = env, .errors = errors };
 	size_t errlen = errors->len;
+	bool bad;
 
 	atomic_init(&cfg->refs, 1);
 	cfg->path = xstrdup(path);
 	set_defaults(cfg);
-	if (parse_file(&ld, cfg) < 0)
-		goto fail;
+	/* on errors, go on checking what was read: all problems at once */
+	bad = parse_file(&ld, cfg, top_pair) < 0;
+	if (ld.keys_file && parse_keys_file(&ld, cfg) < 0)
+		bad = true;
 	load_provider_keys(cfg, env);
 	load_access_keys(cfg, env, errors);
 	check_duplicates(cfg, errors);
-	if (errors->len != errlen)
+	if (bad || errors->len != errlen)
 		goto fail;
-	cfg->keys = keys_new(cfg->access_keys, cfg->n_access_keys);
+	cfg->keys = keys_new(cfg->access_keys, cfg->n_access_keys,
+			     cfg->key_defs, cfg->n_key_defs);
+	free(ld.keys_file);
 	return cfg;
 fail:
+	free(ld.keys_file);
 	config_release(cfg);
 	return NULL;
 }
@@ -918,6 +1205,10 @@ void config_release(struct config *cfg)
 	}
 	free(cfg->access_keys);
 	keys_free(cfg->keys);
+	for (size_t i = 0; i < cfg->n_key_defs; i++)
+		keys_def_clear(&cfg->key_defs[i]);
+	free(cfg->key_defs);
+	free(cfg->usage.database);
 	for (size_t i = 0; i < cfg->server.n_cors_origins; i++)
 		free(cfg->server.cors_origins[i]);
 	free(cfg->server.cors_origins);

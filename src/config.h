@@ -22,6 +22,7 @@
 struct buf;
 struct env;
 struct keystore;
+struct key_def;
 
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/llm-bridge/config.yaml"
 #define CONFIG_DEFAULT_ENV_PATH SYSCONFDIR "/llm-bridge/llm-bridge.env"
@@ -32,6 +33,10 @@ struct model_cfg {
 	int64_t max_tokens;  /* 0 = not set */
 	int64_t timeout_s;   /* 0 = use the provider's */
 	struct param_config params;
+	bool priced;         /* price: given; cost is counted */
+	double price_prompt; /* per million tokens, in the config's currency */
+	double price_completion;
+	double price_cached; /* cached prompt tokens; default price_prompt */
 };
 
 struct provider_cfg {
@@ -71,6 +76,7 @@ struct logging_cfg {
 	char *file_path;    /* NULL = no file */
 	int64_t max_size;   /* default 10 MiB */
 	int64_t backup_count; /* default 5 */
+	bool log_bodies;    /* request/response bodies at debug (default off) */
 };
 
 struct media_cfg {
@@ -82,6 +88,17 @@ struct media_cfg {
 	                      * (default false: SSRF) */
 };
 
+struct usage_cfg {
+	char *database;       /* SQLite file; NULL = default (see usage.md) */
+	bool database_set;    /* given in the file: failing to open is fatal */
+	unsigned flush_interval_s; /* default 5 */
+};
+
+struct metrics_cfg {
+	bool enabled;         /* GET /metrics served (default true) */
+	bool require_key;     /* only with an admin key (default false) */
+};
+
 struct config {
 	_Atomic int refs;     /* see config_retain/release */
 	char *path;
@@ -89,12 +106,16 @@ struct config {
 	struct proxy_cfg proxy;
 	struct logging_cfg logging;
 	struct media_cfg media;
+	struct usage_cfg usage;
+	struct metrics_cfg metrics;
 	char *default_provider; /* NULL: "closeai" if configured, else none */
 	struct provider_cfg *providers;
 	size_t n_providers;
 	char **access_keys;   /* ACCESS_API_KEYS, plain; SECRET */
 	size_t n_access_keys;
-	struct keystore *keys; /* built from access_keys by config_load */
+	struct key_def *key_defs; /* named keys (keys:, keys_file:) */
+	size_t n_key_defs;
+	struct keystore *keys; /* built from access_keys and key_defs */
 };
 
 /* Load path with env into a new snapshot (refs = 1). On failure returns

@@ -22,9 +22,13 @@
 
 #include <microhttpd.h>
 
+#include "accounting.h"
 #include "apierr.h"
 #include "buf.h"
+#include "keys.h"
+#include "limiter.h"
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
 #include "util.h"
 
@@ -38,7 +42,8 @@ struct http_front {
 	atomic_int inflight;
 };
 
-enum endpoint { EP_NONE, EP_CHAT, EP_MODELS, EP_HEALTH };
+enum endpoint { EP_NONE, EP_CHAT, EP_MODELS, EP_HEALTH, EP_USAGE,
+		EP_METRICS };
 
 /* Per-request state, from the first access-handler call to completion. */
 struct http_req {
@@ -71,6 +76,34 @@ static void add_common_headers(struct http_req *h, struct MHD_Response *resp)
 	}
 }
 
+/* OpenAI's x-ratelimit-* headers, for keys with rpm/tpm limits. */
+static void add_limit_headers(struct http_req *h, struct MHD_Response *resp)
+{
+	const struct limit_status *st = h->pl ? pipeline_limit_status(h->pl) :
+				       NULL;
+	char num[32];
+
+	if (!st)
+		return;
+	if (st->limit_requests) {
+		snprintf(num, sizeof(num), "%u", (unsigned)st->limit_requests);
+		MHD_add_response_header(resp, "x-ratelimit-limit-requests", num);
+		snprintf(num, sizeof(num), "%u",
+			 (unsigned)st->remaining_requests);
+		MHD_add_response_header(resp, "x-ratelimit-remaining-requests",
+					num);
+	}
+	if (st->limit_tokens) {
+		snprintf(num, sizeof(num), "%llu",
+			 (unsigned long long)st->limit_tokens);
+		MHD_add_response_header(resp, "x-ratelimit-limit-tokens", num);
+		snprintf(num, sizeof(num), "%llu",
+			 (unsigned long long)st->remaining_tokens);
+		MHD_add_response_header(resp, "x-ratelimit-remaining-tokens",
+					num);
+	}
+}
+
 static enum MHD_Result send_body(struct MHD_Connection *conn,
 				 struct http_req *h, unsigned status,
 				 const char *body, size_t len,
@@ -86,6 +119,7 @@ static enum MHD_Result send_body(struct MHD_Connection *conn,
 		return MHD_NO;
 	MHD_add_response_header(resp, "Content-Type", "application/json");
 	add_common_headers(h, resp);
+	add_limit_headers(h, resp);
 	if (retry_after)
 		MHD_add_response_header(resp, "Retry-After", retry_after);
 	snprintf(num, sizeof(num), "%lu", overhead);
@@ -119,6 +153,10 @@ static enum endpoint endpoint_of(const char *url)
 		return EP_MODELS;
 	if (strcmp(url, "/health") == 0)
 		return EP_HEALTH;
+	if (strcmp(url, "/v1/usage") == 0)
+		return EP_USAGE;
+	if (strcmp(url, "/metrics") == 0)
+		return EP_METRICS;
 	return EP_NONE;
 }
 
@@ -293,6 +331,7 @@ static enum MHD_Result serve_chat(struct MHD_Connection *conn,
 	MHD_add_response_header(resp, "Cache-Control", "no-cache");
 	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
 	add_common_headers(h, resp);
+	add_limit_headers(h, resp);
 	snprintf(num, sizeof(num), "%lu", pipeline_overhead_us(h->pl));
 	MHD_add_response_header(resp, "x-llm-bridge-overhead-us", num);
 	ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
@@ -316,6 +355,83 @@ static enum MHD_Result serve_models(struct MHD_Connection *conn,
 	pipeline_models_json(h->cfg, &b);
 	ret = send_body(conn, h, MHD_HTTP_OK, b.data, b.len, NULL, 0);
 	buf_free(&b);
+	return ret;
+}
+
+static const char *query_arg(struct MHD_Connection *conn, const char *name)
+{
+	const char *v = MHD_lookup_connection_value(conn,
+				MHD_GET_ARGUMENT_KIND, name);
+
+	return v && *v ? v : NULL;
+}
+
+static enum MHD_Result serve_usage(struct MHD_Connection *conn,
+				   struct http_req *h)
+{
+	const struct key_entry *key;
+	struct acct_usage_args args;
+	struct api_error err;
+	struct buf b;
+	enum MHD_Result ret;
+
+	if (pipeline_auth(h->cfg, MHD_lookup_connection_value(conn,
+			MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+			&key, &err) < 0)
+		return send_error(conn, h, &err);
+	args.key = query_arg(conn, "key");
+	args.model = query_arg(conn, "model");
+	args.from = query_arg(conn, "from");
+	args.to = query_arg(conn, "to");
+	args.group_by = query_arg(conn, "group_by");
+	buf_init(&b, 0);
+	if (acct_usage_report(key, &args, &b, &err) < 0)
+		ret = send_error(conn, h, &err);
+	else
+		ret = send_body(conn, h, MHD_HTTP_OK, b.data, b.len, NULL, 0);
+	buf_free(&b);
+	return ret;
+}
+
+/* Prometheus text; behind an admin key when metrics.require_key. */
+static enum MHD_Result serve_metrics(struct MHD_Connection *conn,
+				     struct http_req *h)
+{
+	const struct key_entry *key;
+	struct MHD_Response *resp;
+	struct api_error err;
+	struct buf b;
+	enum MHD_Result ret;
+
+	if (!h->cfg->metrics.enabled) {
+		apierr_set(&err, 404, "invalid_request_error", "unknown_url",
+			   NULL, "Metrics are disabled (metrics.enabled)");
+		return send_error(conn, h, &err);
+	}
+	if (h->cfg->metrics.require_key) {
+		if (pipeline_auth(h->cfg, MHD_lookup_connection_value(conn,
+				MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+				&key, &err) < 0)
+			return send_error(conn, h, &err);
+		if (!key->def || !key->def->admin) {
+			apierr_set(&err, 403, "invalid_request_error",
+				   "admin_required", NULL, "Metrics need a key "
+				   "with admin: true");
+			return send_error(conn, h, &err);
+		}
+	}
+	buf_init(&b, 0);
+	metrics_render(&b);
+	resp = MHD_create_response_from_buffer(b.len, b.data ? b.data : "",
+					       MHD_RESPMEM_MUST_COPY);
+	buf_free(&b);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type",
+				"text/plain; version=0.0.4; charset=utf-8");
+	add_common_headers(h, resp);
+	ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
 	return ret;
 }
 
@@ -454,6 +570,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 				 NULL, 0);
 	case EP_MODELS:
 		return serve_models(conn, h);
+	case EP_USAGE:
+		return serve_usage(conn, h);
+	case EP_METRICS:
+		return serve_metrics(conn, h);
 	default:
 		return serve_chat(conn, h);
 	}

@@ -11,12 +11,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "config.h"
 #include "env.h"
+#include "accounting.h"
 #include "http_front.h"
+#include "keys.h"
+#include "limiter.h"
+#include "metrics.h"
+#include "notify.h"
+#include "usage.h"
+#include "tokenizer.h"
 #include "listener.h"
 #include "ws_front.h"
 #include "log.h"
@@ -41,6 +49,9 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: llm-bridge [OPTIONS]\n"
+		"       llm-bridge keygen --name NAME\n"
+		"       llm-bridge tokens [--encoding o200k_base|cl100k_base | "
+		"--model MODEL] < FILE\n"
 		"An OpenAI-compatible gateway to LLM providers.\n\n"
 		"  -c, --config FILE    configuration file (default %s)\n"
 		"  -e, --env-file FILE  environment file with keys (default: "
@@ -122,23 +133,31 @@ static struct config *load(const struct options *o)
 
 static void apply_logging(const struct config *cfg)
 {
-	log_set_level((enum log_level)cfg->logging.level);
-	log_set_json(cfg->logging.json);
+	const struct logging_cfg *l = &cfg->logging;
+
+	log_set_level((enum log_level)l->level);
+	log_set_json(l->json);
+	log_set_output(l->console, l->file_path, l->max_size,
+		       (int)l->backup_count);
 }
 
 static void reload(const struct options *o)
 {
-	struct config *cfg = load(o);
+	struct config *cfg;
 
+	notify_reloading();
+	cfg = load(o);
 	if (!cfg) {
 		log_error("config", "reload of %s failed; keeping the running "
 			  "configuration", o->config_path);
+		notify_ready();
 		return;
 	}
 	apply_logging(cfg);
 	pipeline_set_config(cfg);
 	config_release(cfg);
 	log_info("config", "configuration reloaded from %s", o->config_path);
+	notify_ready();
 }
 
 /* Thousands of streams need thousands of descriptors. */
@@ -169,8 +188,104 @@ static void hand_connection(void *ud, enum listener_kind kind, int fd,
 		http_front_add(fr->http, fd, addr, len);
 }
 
+/* The process-wide services the pipeline accounts with. */
+struct services {
+	struct limiter *limiter;
+	struct usage_store *usage;
+};
+
+/* The usage database: the configured file (failing to open it is fatal),
+ * else the state directory's usage.db (systemd's $STATE_DIRECTORY, else
+ * LOCALSTATEDIR/lib/llm-bridge), else memory only with a warning, so a
+ * first run from a source tree works. */
+static struct usage_store *open_usage(const struct config *cfg)
+{
+	const char *state = getenv("STATE_DIRECTORY");
+	struct usage_store *u;
+	struct buf path, err;
+
+	buf_init(&err, 0);
+	buf_init(&path, 0);
+	if (cfg->usage.database)
+		buf_appends(&path, cfg->usage.database);
+	else if (state && *state && !strchr(state, ':'))
+		buf_printf(&path, "%s/usage.db", state);
+	else
+		buf_appends(&path, LOCALSTATEDIR "/lib/llm-bridge/usage.db");
+	u = usage_open(path.data, cfg->usage.flush_interval_s, &err);
+	if (u) {
+		log_info("usage", "usage statistics in %s", path.data);
+	} else if (cfg->usage.database_set) {
+		log_error("usage", "cannot open usage.database %s: %s",
+			  path.data, err.data ? err.data : "?");
+	} else {
+		log_warn("usage", "cannot open %s (%s): usage statistics are "
+			 "kept in memory only; set usage.database",
+			 path.data, err.data ? err.data : "?");
+		u = usage_open(NULL, cfg->usage.flush_interval_s, NULL);
+	}
+	buf_free(&path);
+	buf_free(&err);
+	return u;
+}
+
+/* Budgets count what keys spent earlier in the period, before a restart. */
+static void preload_budgets(const struct config *cfg, struct services *sv)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	for (size_t i = 0; i < cfg->n_key_defs; i++) {
+		const struct key_def *d = &cfg->key_defs[i];
+		uint64_t tokens = 0;
+		double cost = 0;
+		int64_t from;
+
+		if (d->limits.period == LIMIT_PERIOD_NONE)
+			continue;
+		from = limiter_period_start(d->limits.period, now);
+		usage_key_totals(sv->usage, d->name, (time_t)from,
+				 (time_t)(now + 86400), &tokens, &cost);
+		if (tokens || cost > 0)
+			limiter_preload(sv->limiter, d->name, d->limits.period,
+					tokens, cost, now);
+	}
+}
+
+static int services_start(const struct config *cfg, struct services *sv)
+{
+	char dirbuf[4096];
+	struct buf err;
+	const char *dir = tok_data_dir(dirbuf, sizeof(dirbuf));
+
+	buf_init(&err, 0);
+	if (tok_load(dir, &err) < 0)
+		log_warn("tokenizer", "token counting unavailable (%s): "
+			 "estimates and local counts will be 0",
+			 err.data ? err.data : dir);
+	buf_free(&err);
+	metrics_init();
+	sv->usage = open_usage(cfg);
+	if (!sv->usage)
+		return -1;
+	sv->limiter = limiter_new();
+	preload_budgets(cfg, sv);
+	acct_set_services(sv->limiter, sv->usage);
+	return 0;
+}
+
+/* After the fronts stopped: nothing records any more. */
+static void services_stop(struct services *sv)
+{
+	acct_set_services(NULL, NULL);
+	usage_close(sv->usage);
+	limiter_free(sv->limiter);
+	metrics_shutdown();
+	tok_unload();
+}
+
 static int serve(const struct options *o, struct config *cfg)
 {
+	struct services sv = { 0 };
 	struct fronts fr = { 0 };
 	struct listener *listener = NULL;
 	sigset_t set;
@@ -189,6 +304,10 @@ static int serve(const struct options *o, struct config *cfg)
 		log_error("main", "cannot initialise libcurl");
 		return 1;
 	}
+	if (services_start(cfg, &sv) < 0) {
+		upstream_global_cleanup();
+		return 1;
+	}
 	pipeline_set_config(cfg);
 	fr.http = http_front_start(cfg);
 	fr.ws = fr.http ? ws_front_start(cfg) : NULL;
@@ -197,6 +316,7 @@ static int serve(const struct options *o, struct config *cfg)
 	if (!listener) {
 		ws_front_stop(fr.ws, 0);
 		http_front_stop(fr.http, 0);
+		services_stop(&sv);
 		upstream_global_cleanup();
 		return 1;
 	}
@@ -205,6 +325,7 @@ static int serve(const struct options *o, struct config *cfg)
 			 "every API request will be refused with 401");
 	log_info("main", "llm-bridge %s listening on %s:%u", PACKAGE_VERSION,
 		 cfg->server.host, listener_port(listener));
+	notify_ready();
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
@@ -218,6 +339,7 @@ static int serve(const struct options *o, struct config *cfg)
 	drain = cfg->server.shutdown_timeout_s;
 	config_release(cfg);
 	log_info("main", "signal %d: draining requests (up to %us)", sig, drain);
+	notify_stopping();
 	listener_stop(listener);
 	{
 		/* one drain budget shared by both fronts */
@@ -228,8 +350,50 @@ static int serve(const struct options *o, struct config *cfg)
 		http_front_stop(fr.http, spent < drain ? drain - (unsigned)spent : 0);
 	}
 	pipeline_set_config(NULL);
+	services_stop(&sv);
 	upstream_global_cleanup();
 	log_info("main", "stopped");
+	return 0;
+}
+
+/* `llm-bridge keygen --name NAME`: a fresh key, and the config lines that
+ * hold only its hash. The key goes to stdout once and is never stored. */
+static int keygen(int argc, char **argv)
+{
+	const char *name = NULL;
+	char key[64], hex[2 * KEYS_DIGEST_LEN + 1];
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--name") && i + 1 < argc) {
+			name = argv[++i];
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			printf("usage: llm-bridge keygen --name NAME\n");
+			return 0;
+		} else {
+			fprintf(stderr, "llm-bridge keygen: unknown argument "
+				"'%s' (try --help)\n", argv[i]);
+			return 2;
+		}
+	}
+	if (!name || !*name || strlen(name) > KEYS_NAME_MAX ||
+	    strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		   "0123456789-_.@") != strlen(name)) {
+		fprintf(stderr, "llm-bridge keygen: --name NAME is required "
+			"(letters, digits, '-', '_', '.', '@'; at most %d)\n",
+			KEYS_NAME_MAX);
+		return 2;
+	}
+	if (keys_generate(key, sizeof(key)) < 0) {
+		fprintf(stderr, "llm-bridge keygen: the random generator "
+			"failed\n");
+		return 1;
+	}
+	keys_digest_hex(key, strlen(key), hex);
+	printf("# The key for %s. It is shown only now: hand it over, then "
+	       "forget it.\n%s\n\n# Add this to keys: in config.yaml (or its "
+	       "keys_file):\n  - name: %s\n    hash: sha256:%s\n", name, key,
+	       name, hex);
+	memset(key, 0, sizeof(key));
 	return 0;
 }
 
@@ -239,6 +403,10 @@ int main(int argc, char **argv)
 	struct config *cfg;
 	int rc;
 
+	if (argc > 1 && !strcmp(argv[1], "keygen"))
+		return keygen(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "tokens"))
+		return tok_cli(argc - 1, argv + 1);
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;
 	cfg = load(&o);
@@ -255,5 +423,6 @@ int main(int argc, char **argv)
 	apply_logging(cfg);
 	rc = serve(&o, cfg);
 	config_release(cfg);
+	log_close();
 	return rc;
 }

@@ -19,10 +19,12 @@
 #include <gnutls/crypto.h>
 #include <json-c/json.h>
 
+#include "accounting.h"
 #include "adapter.h"
 #include "fetch.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 #include "sse.h"
 #include "upstream.h"
@@ -67,6 +69,9 @@ struct pl_request {
 	const char *error_type; /* for the audit line; static string */
 	int final_status;
 	struct usage usage;
+	struct acct acct;
+	bool accounted;        /* usage settled, audit line written */
+	bool streaming;        /* counted in the in-flight streams gauge */
 	uint64_t t_start, t_first_chunk, upstream_wait_us;
 };
 
@@ -137,6 +142,27 @@ void pipeline_models_json(const struct config *cfg, struct buf *out)
 
 /* ---- answers ---- */
 
+/* Bodies are logged only when asked for twice: level debug and
+ * logging.log_bodies. They may hold the users' data, never keys. */
+static void log_body(const struct pl_request *r, const char *what,
+		     const char *body, size_t len)
+{
+	char *copy;
+
+	if (!r->cfg->logging.log_bodies || !log_enabled(LOGL_DEBUG))
+		return;
+	copy = xstrndup(body ? body : "", len);
+	{
+		const struct log_kv kv[] = {
+			LKV_S("request_id", r->in.request_id),
+			LKV_S("body", copy),
+		};
+
+		log_kv(LOGL_DEBUG, "body", what, kv, ARRAY_SIZE(kv));
+	}
+	free(copy);
+}
+
 static enum pl_result respond_error(struct pl_request *r,
 				    const struct api_error *err)
 {
@@ -145,6 +171,7 @@ static enum pl_result respond_error(struct pl_request *r,
 	r->status = err->status;
 	r->final_status = err->status;
 	r->error_type = err->type;
+	log_body(r, "response", r->answer.data, r->answer.len);
 	snprintf(r->retry_after, sizeof(r->retry_after), "%s", err->retry_after);
 	return PL_RESPONSE;
 }
@@ -170,6 +197,8 @@ static void record_usage(struct pl_request *r, json_object *usage)
 		r->usage.cached = json_object_get_int64(v);
 }
 
+static void account(struct pl_request *r);
+
 static void end_stream(struct pl_request *r, const struct api_error *err)
 {
 	if (r->stream_ended)
@@ -180,6 +209,9 @@ static void end_stream(struct pl_request *r, const struct api_error *err)
 		if (err->status == 499)
 			r->client_gone = true;
 	}
+	/* settled before the client sees the end, so its next request
+	 * never meets this one's reservation */
+	account(r);
 	r->in.sink->end(r->in.sink->ud, err);
 }
 
@@ -194,6 +226,7 @@ static int emit_chunk(void *ud, json_object *chunk)
 
 	if (json_object_object_get_ex(chunk, "usage", &usage) && usage)
 		record_usage(r, usage);
+	acct_chunk(&r->acct, chunk);
 	if (!r->call.include_usage) {
 		/* the gateway asked for usage on its own behalf: keep the
 		 * client's stream exactly as it would have been */
@@ -208,6 +241,7 @@ static int emit_chunk(void *ud, json_object *chunk)
 	s = json_object_to_json_string_length(chunk,
 			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
 			&len);
+	log_body(r, "chunk", s, len);
 	if (r->in.sink->chunk(r->in.sink->ud, s, len) != 0) {
 		r->client_gone = true;
 		return 1;
@@ -242,6 +276,9 @@ static int on_body(void *ud, long status, const char *p, size_t n)
 	if (!r->mode_known) {
 		r->mode_known = true;
 		r->sse_mode = r->call.stream && status >= 200 && status < 300;
+		if (r->sse_mode)
+			r->final_status = 200; /* the stream's events may end it
+						* before pipeline_start returns */
 		if (!(status >= 200 && status < 300))
 			r->upbody.max = MAX_ERROR_BYTES;
 	}
@@ -430,6 +467,7 @@ out:
 int pipeline_auth(const struct config *cfg, const char *s,
 		  const struct key_entry **out, struct api_error *err)
 {
+	const struct key_def *def;
 	size_t len = 0;
 
 	*out = NULL;
@@ -457,7 +495,21 @@ int pipeline_auth(const struct config *cfg, const char *s,
 			   NULL, "Invalid API key");
 		return -1;
 	}
+	def = (*out)->def;
+	if (def && !def->enabled) {
+		apierr_set(err, 401, "invalid_request_error", "key_disabled",
+			   NULL, "This API key has been disabled");
+		goto refuse;
+	}
+	if (def && def->expires && (int64_t)time(NULL) > def->expires) {
+		apierr_set(err, 401, "invalid_request_error", "key_expired",
+			   NULL, "This API key has expired");
+		goto refuse;
+	}
 	return 0;
+refuse:
+	*out = NULL;
+	return -1;
 }
 
 static bool get_bool(json_object *obj, const char *name)
@@ -540,6 +592,8 @@ struct pl_request *pipeline_new(const struct pl_input *in)
 	buf_init(&r->answer, 0);
 	sse_init(&r->sse, MAX_SSE_EVENT);
 	atomic_init(&r->cancelled, false);
+	acct_init(&r->acct);
+	metrics_inflight(false, 1);
 	return r;
 }
 
@@ -608,19 +662,21 @@ static enum pl_result finish_buffered(struct pl_request *r,
 
 		if (json_object_object_get_ex(resp, "usage", &usage))
 			record_usage(r, usage);
+		acct_response(&r->acct, resp);
 	}
 	s = json_object_to_json_string_length(resp,
 			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
 			&len);
 	buf_reset(&r->answer);
 	buf_append(&r->answer, s, len);
+	log_body(r, "response", s, len);
 	json_object_put(resp);
 	r->status = 200;
 	r->final_status = 200;
 	return PL_RESPONSE;
 }
 
-enum pl_result pipeline_start(struct pl_request *r)
+static enum pl_result start_request(struct pl_request *r)
 {
 	struct api_error err = { 0 };
 	struct upstream_opts opts;
@@ -630,6 +686,7 @@ enum pl_result pipeline_start(struct pl_request *r)
 	if (pipeline_auth(r->cfg, r->in.api_key ? r->in.api_key :
 			  r->in.authorization, &r->key, &err) < 0)
 		return respond_error(r, &err);
+	log_body(r, "request", r->in.body, r->in.body_len);
 	r->req = parse_body(r->in.body, r->in.body_len, &err);
 	if (!r->req || validate(r->req, &err) < 0)
 		return respond_error(r, &err);
@@ -648,6 +705,9 @@ enum pl_result pipeline_start(struct pl_request *r)
 		r->call.fetch_ud = &r->fetch_opts;
 	}
 	prepare_request(r);
+	if (acct_admit(&r->acct, r->key, &r->route, r->client_model, r->req,
+		       &err) < 0)
+		return respond_error(r, &err);
 	if (r->route.adapter->build_request(&r->call, r->req, &r->ureq,
 					    &err) < 0)
 		return respond_error(r, &err);
@@ -663,6 +723,8 @@ enum pl_result pipeline_start(struct pl_request *r)
 	if (st == UPSTREAM_RUNNING && !atomic_load(&r->cancelled) &&
 	    r->call.stream && status >= 200 && status < 300) {
 		r->final_status = 200;
+		r->streaming = true;
+		metrics_inflight(true, 1);
 		return PL_STREAM;
 	}
 	if (st == UPSTREAM_RUNNING)
@@ -674,6 +736,16 @@ enum pl_result pipeline_start(struct pl_request *r)
 		return PL_STREAM;
 	}
 	return finish_buffered(r, st);
+}
+
+enum pl_result pipeline_start(struct pl_request *r)
+{
+	enum pl_result res = start_request(r);
+
+	/* a complete answer is accounted before it is sent */
+	if (res == PL_RESPONSE)
+		account(r);
+	return res;
 }
 
 void pipeline_response(const struct pl_request *r, int *status,
@@ -750,6 +822,11 @@ void pipeline_cancel(struct pl_request *r)
 	upstream_wakeup(r->up);
 }
 
+const struct limit_status *pipeline_limit_status(const struct pl_request *r)
+{
+	return r->acct.has_limits ? &r->acct.limits : NULL;
+}
+
 unsigned long pipeline_overhead_us(const struct pl_request *r)
 {
 	uint64_t total = now_us() - r->t_start;
@@ -758,27 +835,82 @@ unsigned long pipeline_overhead_us(const struct pl_request *r)
 	       (unsigned long)(total - r->upstream_wait_us) : 0;
 }
 
-static void audit(const struct pl_request *r)
+/* The one audit line of a request, written when it is over. */
+static void audit(const struct pl_request *r, int status, uint64_t total_us,
+		  const struct acct_tokens *rec, int64_t local_completion)
 {
-	double ms = (double)(now_us() - r->t_start) / 1000.0;
-	double ttfb = r->t_first_chunk ?
-		      (double)(r->t_first_chunk - r->t_start) / 1000.0 : ms;
+	uint64_t ttfb = r->t_first_chunk ? r->t_first_chunk - r->t_start :
+			total_us;
+	const struct log_kv kv[] = {
+		LKV_S("request_id", r->in.request_id),
+		LKV_S("front", r->in.front),
+		LKV_S("client", r->in.client_addr),
+		LKV_S("key", r->key ? keys_name(r->key) : NULL),
+		LKV_S("model", r->client_model),
+		LKV_S("provider", r->route.provider ? r->route.provider->name :
+			NULL),
+		LKV_B("stream", r->call.stream),
+		LKV_I("status", status),
+		LKV_I("upstream_status", r->up ? upstream_status(r->up) : 0L),
+		LKV_D("latency_ms", (double)total_us / 1000.0),
+		LKV_D("ttfb_ms", (double)ttfb / 1000.0),
+		LKV_U("overhead_us", total_us > r->upstream_wait_us ?
+			total_us - r->upstream_wait_us : 0),
+		LKV_I("prompt_tokens", rec->prompt),
+		LKV_I("completion_tokens", rec->completion),
+		LKV_I("total_tokens", rec->prompt + rec->completion),
+		LKV_I("reasoning_tokens", rec->reasoning),
+		LKV_I("cached_tokens", rec->cached),
+		LKV_S("usage_source", r->usage.known ? "provider" : "local"),
+		LKV_I("local_prompt_tokens", r->acct.est_prompt),
+		LKV_I("local_completion_tokens", local_completion),
+		LKV_S("error", r->error_type),
+	};
 
-	log_info("audit", "request_id=%s front=%s client=%s key=%s model=%s "
-		 "provider=%s stream=%s status=%d upstream_status=%ld "
-		 "latency_ms=%.2f ttfb_ms=%.2f prompt_tokens=%lld "
-		 "completion_tokens=%lld total_tokens=%lld error=%s",
-		 r->in.request_id ? r->in.request_id : "-", r->in.front,
-		 r->in.client_addr ? r->in.client_addr : "-",
-		 r->key ? r->key->label : "-",
-		 r->client_model ? r->client_model : "-",
-		 r->route.provider ? r->route.provider->name : "-",
-		 r->call.stream ? "true" : "false",
-		 r->client_gone ? 499 : r->final_status,
-		 r->up ? upstream_status(r->up) : 0L, ms, ttfb,
-		 (long long)r->usage.prompt, (long long)r->usage.completion,
-		 (long long)r->usage.total,
-		 r->error_type ? r->error_type : "-");
+	log_kv(LOGL_INFO, "audit", "request", kv, ARRAY_SIZE(kv));
+}
+
+/* The request is over: settle and record its usage, count it in the
+ * metrics, write its audit line. */
+static void account(struct pl_request *r)
+{
+	struct acct_tokens reported = {
+		r->usage.prompt, r->usage.completion, r->usage.reasoning,
+		r->usage.cached,
+	}, rec;
+	int status = r->client_gone ? 499 : r->final_status;
+	bool ok = status >= 200 && status < 300 && !r->error_type;
+	uint64_t total_us = now_us() - r->t_start;
+	long up_status = r->up ? upstream_status(r->up) : 0;
+	int64_t local_completion;
+	struct metrics_obs o = {
+		.front = r->in.front,
+		.provider = r->route.provider ? r->route.provider->name : "",
+		.model = r->client_model && r->route.provider ?
+			 r->client_model : "",
+		.status = status,
+		.stream = r->call.stream,
+		.duration_us = total_us,
+		.upstream_us = r->upstream_wait_us,
+		.overhead_us = total_us > r->upstream_wait_us ?
+			       total_us - r->upstream_wait_us : 0,
+	};
+
+	if (r->accounted)
+		return;
+	r->accounted = true;
+	local_completion = acct_local_completion(&r->acct);
+	acct_finish(&r->acct, r->usage.known ? &reported : NULL,
+		    up_status >= 200 && up_status < 300, ok, &rec);
+	o.prompt_tokens = (uint64_t)rec.prompt;
+	o.completion_tokens = (uint64_t)rec.completion;
+	o.reasoning_tokens = (uint64_t)rec.reasoning;
+	o.cached_tokens = (uint64_t)rec.cached;
+	metrics_observe(&o);
+	metrics_inflight(false, -1);
+	if (r->streaming)
+		metrics_inflight(true, -1);
+	audit(r, status, total_us, &rec, local_completion);
 }
 
 /* Let a finished stream's transfer end cleanly so its connection goes
@@ -799,7 +931,8 @@ void pipeline_free(struct pl_request *r)
 		return;
 	if (r->up && r->stream_ended)
 		drain_upstream(r);
-	audit(r);
+	account(r);
+	acct_free(&r->acct);
 	upstream_free(r->up);
 	if (r->astate)
 		r->route.adapter->stream_free(r->astate);

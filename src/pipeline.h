@@ -70,6 +70,10 @@ enum pl_result pipeline_stream_pump(struct pl_request *r, int wait_ms);
 bool pipeline_usage_json(const struct pl_request *r, struct buf *out);
 /* Cancel from any thread: the next pump ends the stream. */
 void pipeline_cancel(struct pl_request *r);
+struct limit_status;
+/* The key's rate-limit state after admission (for x-ratelimit-* headers),
+ * or NULL when the key has no limits or the request never got that far. */
+const struct limit_status *pipeline_limit_status(const struct pl_request *r);
 /* Microseconds spent inside the gateway so far, upstream wait excluded. */
 unsigned long pipeline_overhead_us(const struct pl_request *r);
 /* Write the audit line, release everything. NULL is a no-op. */

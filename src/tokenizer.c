@@ -877,23 +877,72 @@ int64_t tok_count_messages(const struct tok_encoding *e, json_object *messages)
 
 /* ---- CLI ---- */
 
+const char *tok_data_dir(char *buf, size_t size)
+{
+	const char *env = getenv("LB_TOKENIZER_DIR");
+	char exe[4096];
+	ssize_t n;
+	char *slash;
+
+	if (env && *env)
+		return env;
+	if (access(PKGDATADIR "/tokenizer/o200k_base.tiktoken", R_OK) == 0)
+		return PKGDATADIR "/tokenizer";
+	/* not installed: a build tree keeps the tables next to the binary */
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(buf, size, "%s/tokdata", exe);
+			if (access(buf, R_OK) == 0)
+				return buf;
+		}
+	}
+	return PKGDATADIR "/tokenizer";
+}
+
+/* --null: stdin holds NUL-separated texts; one count per line out. */
+static void count_nul_separated(const struct tok_encoding *e, const char *p,
+				size_t len)
+{
+	while (len > 0) {
+		const char *nul = memchr(p, '\0', len);
+		size_t n = nul ? (size_t)(nul - p) : len;
+
+		printf("%zu\n", tok_count(e, p, n));
+		if (!nul)
+			break;
+		p += n + 1;
+		len -= n + 1;
+	}
+}
+
 int tok_cli(int argc, char **argv)
 {
+	char dirbuf[4096];
 	const char *encname = NULL, *model = NULL, *dir;
 	const struct tok_encoding *e;
 	struct tok_stream st;
-	struct buf errors;
+	struct buf errors, all;
+	bool nul_separated = false;
 	char *chunk;
 	ssize_t got;
+	int rc = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--encoding") && i + 1 < argc) {
 			encname = argv[++i];
 		} else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
 			model = argv[++i];
+		} else if (!strcmp(argv[i], "--null") || !strcmp(argv[i], "-0")) {
+			nul_separated = true;
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			printf("usage: llm-bridge tokens [--encoding o200k_base|"
-			       "cl100k_base | --model [provider/]model] < FILE\n");
+			       "cl100k_base | --model [provider/]model] [--null] "
+			       "< FILE\n  --null  stdin holds NUL-separated "
+			       "texts: print one count per text\n");
 			return 0;
 		} else {
 			fprintf(stderr, "llm-bridge tokens: unknown argument "
@@ -901,9 +950,7 @@ int tok_cli(int argc, char **argv)
 			return 2;
 		}
 	}
-	dir = getenv("LB_TOKENIZER_DIR");
-	if (!dir || !*dir)
-		dir = PKGDATADIR "/tokenizer";
+	dir = tok_data_dir(dirbuf, sizeof(dirbuf));
 	buf_init(&errors, 0);
 	if (tok_load(dir, &errors) < 0) {
 		fprintf(stderr, "llm-bridge tokens: %s",
@@ -922,6 +969,7 @@ int tok_cli(int argc, char **argv)
 		return 2;
 	}
 	tok_stream_init(&st, e);
+	buf_init(&all, 0);
 	chunk = xmalloc(65536);
 	while ((got = read(STDIN_FILENO, chunk, 65536)) != 0) {
 		if (got < 0) {
@@ -929,16 +977,23 @@ int tok_cli(int argc, char **argv)
 				continue;
 			fprintf(stderr, "llm-bridge tokens: stdin: %s\n",
 				strerror(errno));
-			free(chunk);
-			tok_stream_free(&st);
-			tok_unload();
-			return 1;
+			rc = 1;
+			goto out;
 		}
-		tok_stream_feed(&st, chunk, (size_t)got);
+		/* a single text is counted as it streams in, never held */
+		if (nul_separated)
+			buf_append(&all, chunk, (size_t)got);
+		else
+			tok_stream_feed(&st, chunk, (size_t)got);
 	}
-	printf("%zu\n", tok_stream_finish(&st));
+	if (nul_separated)
+		count_nul_separated(e, all.data ? all.data : "", all.len);
+	else
+		printf("%zu\n", tok_stream_finish(&st));
+out:
 	free(chunk);
+	buf_free(&all);
 	tok_stream_free(&st);
 	tok_unload();
-	return 0;
+	return rc;
 }

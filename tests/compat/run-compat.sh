@@ -81,6 +81,8 @@ for base in "http://127.0.0.1:$port/v1" "http://127.0.0.1:$port"; do
 	echo "# openai SDK, base URL $base"
 	(cd "$work" && LB_BASE_URL=$base node --test --test-reporter=spec openai.test.mjs)
 done
+echo "# token counts against js-tiktoken"
+(cd "$work" && LB_DAEMON=$LB_DAEMON node --test --test-reporter=spec tokens.test.mjs)
 echo "# Gemini and DeepSeek through the SDK, WebSocket, browser"
 (cd "$work" && LB_BASE_URL="http://127.0.0.1:$port/v1" \
 	node --test --test-concurrency=1 --test-reporter=spec \

@@ -179,12 +179,20 @@ test('a slow reader is back-pressured, not buffered, and loses nothing', async (
   await ws.next(30000);
   ws._socket.pause();
   const before = rss();
-  await new Promise((r) => setTimeout(r, 1500));
+  // the provider is held back too: once the socket buffers and the
+  // outbox are full its stream stops, well short of the end (on a loaded
+  // machine filling them takes a while: wait until it stands still)
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  let s1 = (await mockStats()).streamed, s2;
+  for (let t = 0; t < 40; t++) {
+    await sleep(250);
+    s2 = (await mockStats()).streamed;
+    if (s2 === s1 && t >= 5) break;
+    s1 = s2;
+  }
+  await sleep(500);
+  s2 = (await mockStats()).streamed;
   const grown = rss() - before;
-  // the provider is held back too: its stream stopped well short of the end
-  const s1 = (await mockStats()).streamed;
-  await new Promise((r) => setTimeout(r, 500));
-  const s2 = (await mockStats()).streamed;
   ws._socket.resume();
   let chunks = 1, done = null;
   while (!done) {

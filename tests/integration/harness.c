@@ -212,6 +212,9 @@ void h_daemon_start(struct h_proc *d, const char *config_yaml,
 				env_text ? env_text : "");
 	char *argv[] = { (char *)daemon, "--config", cfg_path, "--env-file",
 			 env_path, NULL };
+	/* the usage database goes to the test's own directory, as it goes
+	 * to systemd's StateDirectory in production */
+	setenv("STATE_DIRECTORY", d->dir, 1);
 	d->pid = spawn(argv, -1, d->log_path);
 	deadline = h_now_ms() + 10000;
 	while (h_now_ms() < deadline) {

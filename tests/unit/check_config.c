@@ -787,6 +787,90 @@ START_TEST(refcounting)
 }
 END_TEST
 
+/* ---- named keys, usage, metrics, prices ---- */
+
+START_TEST(named_keys_and_services)
+{
+	struct config *cfg = load_ok("named-keys.yaml", NULL);
+	const struct key_def *a, *b, *c;
+	const struct model_cfg *m;
+
+	ck_assert_uint_eq(cfg->n_key_defs, 3);
+	a = &cfg->key_defs[0];
+	b = &cfg->key_defs[1];
+	c = &cfg->key_defs[2];
+	ck_assert_str_eq(a->name, "alice");
+	ck_assert_uint_eq(a->digest[0], 0xba);
+	ck_assert_uint_eq(a->n_models, 1);
+	ck_assert_str_eq(a->models[0], "gem/*");
+	ck_assert_uint_eq(a->limits.rpm, 60);
+	ck_assert_uint_eq(a->limits.tpm, 100000);
+	ck_assert_uint_eq(a->limits.budget_tokens, 1000000);
+	ck_assert_int_eq(a->limits.period, LIMIT_PERIOD_DAY);
+	ck_assert_int_eq(a->expires, 1801439999); /* 2027-01-31 23:59:59Z */
+	ck_assert(a->enabled);
+	ck_assert(a->admin);
+	ck_assert_str_eq(b->name, "bob@example.org");
+	ck_assert_uint_eq(b->digest[31], 0xae); /* upper-case hex */
+	ck_assert_double_eq(b->limits.budget_cost, 5.5);
+	ck_assert_int_eq(b->limits.period, LIMIT_PERIOD_MONTH);
+	ck_assert_int_eq(b->expires, 1801396800); /* 2027-01-31 12:00:00Z */
+	ck_assert(!b->enabled);
+	ck_assert(!b->admin);
+	ck_assert_str_eq(c->name, "carol"); /* from keys_file */
+	ck_assert_uint_eq(c->digest[31], 1);
+	ck_assert_uint_eq(keys_count(cfg->keys), 3);
+	ck_assert_str_eq(cfg->usage.database,
+			 "/var/lib/llm-bridge/test-usage.db");
+	ck_assert(cfg->usage.database_set);
+	ck_assert_uint_eq(cfg->usage.flush_interval_s, 2);
+	ck_assert(cfg->metrics.enabled);
+	ck_assert(cfg->metrics.require_key);
+	m = config_find_model(config_find_provider(cfg, "gem", 3),
+			      "gemini-2.0-flash");
+	ck_assert(m->priced);
+	ck_assert_double_eq(m->price_prompt, 0.1);
+	ck_assert_double_eq(m->price_completion, 0.4);
+	ck_assert_double_eq(m->price_cached, 0.1); /* defaults to prompt */
+	m = config_find_model(config_find_provider(cfg, "gem", 3),
+			      "gemini-2.5-pro");
+	ck_assert_double_eq(m->price_cached, 0.31);
+	config_release(cfg);
+}
+END_TEST
+
+START_TEST(service_defaults)
+{
+	struct config *cfg = load_ok("seed.yaml", NULL);
+
+	ck_assert_uint_eq(cfg->n_key_defs, 0);
+	ck_assert_ptr_null(cfg->usage.database);
+	ck_assert(!cfg->usage.database_set);
+	ck_assert_uint_eq(cfg->usage.flush_interval_s, 5);
+	ck_assert(cfg->metrics.enabled);
+	ck_assert(!cfg->metrics.require_key);
+	config_release(cfg);
+}
+END_TEST
+
+START_TEST(bad_keys)
+{
+	char *err = load_fail("bad-keys.yaml", NULL);
+
+	assert_has(err, "bad-keys.yaml:2:");
+	assert_has(err, "key 'keys.0.name': key names hold");
+	assert_has(err, "key 'keys.1.hash': expected sha256:");
+	assert_has(err, "key 'keys.2': a key needs a name and a hash");
+	assert_has(err, "key 'keys.3': budget: needs period");
+	assert_has(err, "key 'keys.3.expires': expected a date");
+	assert_has(err, "key 'keys.4.budget.period': expected day or month");
+	assert_has(err, "the name 'dup' is used twice");
+	/* the plain key is never echoed back */
+	ck_assert_ptr_null(strstr(err, "sk-this-is-a-plain-key"));
+	free(err);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -818,7 +902,11 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, refcounting);
 	suite_add_tcase(s, tc);
 
-	/* Tests that fail against the current src/ (real bugs, see above). */
+	tc = tcase_create("keys");
+	tcase_add_test(tc, named_keys_and_services);
+	tcase_add_test(tc, service_defaults);
+	tcase_add_test(tc, bad_keys);
+	suite_add_tcase(s, tc);
 	tc = tcase_create("yaml-typing");
 	tcase_add_test(tc, param_value_types_yaml_core_schema);
 	suite_add_tcase(s, tc);

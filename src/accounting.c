@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * accounting: admission, local token counts and usage records; see
+ * accounting.h.
+ */
+#include "accounting.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "keys.h"
+#include "router.h"
+#include "buf.h"
+#include "usage.h"
+#include "util.h"
+
+static struct limiter *limiter_g;  /* set before threads start */
+static struct usage_store *usage_g;
+
+void acct_set_services(struct limiter *l, struct usage_store *u)
+{
+	limiter_g = l;
+	usage_g = u;
+}
+
+void acct_init(struct acct *a)
+{
+	memset(a, 0, sizeof(*a));
+}
+
+/* "provider/model" for the allow-list, whichever way the client named it
+ * (a bare model goes to the default provider). */
+static void canonical_model(struct acct *a, const struct route *route,
+			    const char *client_model)
+{
+	const char *name = route->provider->name;
+	size_t n = strlen(name);
+
+	if (strncmp(client_model, name, n) == 0 && client_model[n] == '/')
+		snprintf(a->model, sizeof(a->model), "%s", client_model);
+	else
+		snprintf(a->model, sizeof(a->model), "%s/%s", name,
+			 client_model);
+}
+
+static int64_t output_budget(json_object *req, const struct route *route)
+{
+	static const char *const names[] = { "max_completion_tokens",
+					     "max_tokens" };
+	json_object *v;
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (json_object_object_get_ex(req, names[i], &v) &&
+		    json_object_is_type(v, json_type_int))
+			return json_object_get_int64(v);
+	if (route->model && route->model->max_tokens > 0)
+		return route->model->max_tokens;
+	return ACCT_DEFAULT_COMPLETION_TOKENS;
+}
+
+/* Cost of t at the model's prices (per million tokens); 0 if unpriced. */
+static double cost_of(const struct route *route, const struct acct_tokens *t)
+{
+	const struct model_cfg *m = route ? route->model : NULL;
+	int64_t cached, uncached;
+
+	if (!m || !m->priced)
+		return 0;
+	cached = t->cached < t->prompt ? t->cached : t->prompt;
+	uncached = t->prompt - cached;
+	return ((double)uncached * m->price_prompt +
+		(double)cached * m->price_cached +
+		(double)t->completion * m->price_completion) / 1e6;
+}
+
+static void limit_error(const struct limit_status *st, struct api_error *err)
+{
+	static const char *const what[] = {
+		[LIMIT_RPM] = "requests per minute",
+		[LIMIT_TPM] = "tokens per minute",
+	};
+
+	if (st->verdict == LIMIT_BUDGET)
+		apierr_set(err, 429, "insufficient_quota", "insufficient_quota",
+			   NULL, "This key has used its budget for the "
+			   "period; it renews in %u s", st->retry_after_s);
+	else
+		apierr_set(err, 429, "requests", "rate_limit_exceeded", NULL,
+			   "Rate limit reached for this key: %s; try again "
+			   "in %u s", what[st->verdict], st->retry_after_s);
+	snprintf(err->retry_after, sizeof(err->retry_after), "%u",
+		 st->retry_after_s);
+}
+
+int acct_admit(struct acct *a, const struct key_entry *key,
+	       const struct route *route, const char *client_model,
+	       json_object *req, struct api_error *err)
+{
+	json_object *msgs = NULL;
+	struct acct_tokens est = { 0 };
+	const struct key_def *def = key ? key->def : NULL;
+
+	a->key = key;
+	a->route = route;
+	canonical_model(a, route, client_model);
+	if (key && !keys_model_allowed(key, a->model)) {
+		apierr_set(err, 403, "invalid_request_error",
+			   "model_not_allowed", "model", "This key may not use "
+			   "the model '%s'", a->model);
+		return -1;
+	}
+	a->enc = tok_for_model(client_model);
+	tok_stream_init(&a->completion, a->enc);
+	json_object_object_get_ex(req, "messages", &msgs);
+	a->est_prompt = a->enc ? tok_count_messages(a->enc, msgs) : -1;
+	if (a->est_prompt < 0)
+		a->est_prompt = 0;
+	if (!def || !limiter_g)
+		return 0;
+	a->has_limits = def->limits.rpm || def->limits.tpm ||
+			def->limits.period != LIMIT_PERIOD_NONE;
+	if (!a->has_limits)
+		return 0;
+	est.prompt = a->est_prompt;
+	est.completion = output_budget(req, route);
+	if (limiter_admit(limiter_g, def->name, &def->limits,
+			  (uint64_t)(est.prompt + est.completion),
+			  cost_of(route, &est), (int64_t)time(NULL), &a->ticket,
+			  &a->limits) != LIMIT_OK) {
+		limit_error(&a->limits, err);
+		return -1;
+	}
+	a->admitted = true;
+	return 0;
+}
+
+static void feed_str(struct acct *a, json_object *o, const char *name)
+{
+	json_object *v;
+
+	if (json_object_object_get_ex(o, name, &v) &&
+	    json_object_is_type(v, json_type_string))
+		tok_stream_feed(&a->completion, json_object_get_string(v),
+				(size_t)json_object_get_string_len(v));
+}
+
+/* The generated text of a delta or message: content, reasoning and tool
+ * call names and arguments. */
+static void feed_message(struct acct *a, json_object *m)
+{
+	json_object *calls, *fn;
+
+	if (!m)
+		return;
+	feed_str(a, m, "content");
+	feed_str(a, m, "reasoning_content");
+	if (!json_object_object_get_ex(m, "tool_calls", &calls) ||
+	    !json_object_is_type(calls, json_type_array))
+		return;
+	for (size_t i = 0; i < json_object_array_length(calls); i++)
+		if (json_object_object_get_ex(json_object_array_get_idx(calls,
+					      i), "function", &fn)) {
+			feed_str(a, fn, "name");
+			feed_str(a, fn, "arguments");
+		}
+}
+
+static void feed_choices(struct acct *a, json_object *obj, const char *part)
+{
+	json_object *choices, *m;
+
+	if (!a->enc || !json_object_object_get_ex(obj, "choices", &choices) ||
+	    !json_object_is_type(choices, json_type_array))
+		return;
+	a->counted = true;
+	for (size_t i = 0; i < json_object_array_length(choices); i++)
+		if (json_object_object_get_ex(json_object_array_get_idx(choices,
+					      i), part, &m))
+			feed_message(a, m);
+}
+
+void acct_chunk(struct acct *a, json_object *chunk)
+{
+	feed_choices(a, chunk, "delta");
+}
+
+void acct_response(struct acct *a, json_object *resp)
+{
+	feed_choices(a, resp, "message");
+}
+
+int64_t acct_local_completion(struct acct *a)
+{
+	a->local_completion += (int64_t)tok_stream_finish(&a->completion);
+	return a->local_completion;
+}
+
+void acct_finish(struct acct *a, const struct acct_tokens *reported,
+		 bool answered, bool ok, struct acct_tokens *recorded)
+{
+	struct acct_tokens t = { 0 };
+	struct usage_rec rec;
+
+	if (reported) {
+		t = *reported;
+	} else if (a->route && answered) {
+		/* no usage from the provider (a cut-short stream, or one that
+		 * never reports it): what was sent is what counts */
+		t.prompt = a->est_prompt;
+		t.completion = acct_local_completion(a);
+	}
+	if (a->admitted && limiter_g)
+		limiter_settle(limiter_g, &a->ticket,
+			       (uint64_t)(t.prompt + t.completion),
+			       cost_of(a->route, &t), (int64_t)time(NULL));
+	if (usage_g && a->key && a->route) {
+		memset(&rec, 0, sizeof(rec));
+		rec.key = keys_name(a->key);
+		rec.provider = a->route->provider->name;
+		rec.model = a->model + strlen(rec.provider) + 1;
+		rec.error = !ok;
+		rec.prompt_tokens = (uint64_t)t.prompt;
+		rec.completion_tokens = (uint64_t)t.completion;
+		rec.reasoning_tokens = (uint64_t)t.reasoning;
+		rec.cached_tokens = (uint64_t)t.cached;
+		rec.cost = cost_of(a->route, &t);
+		usage_record(usage_g, &rec, time(NULL));
+	}
+	if (recorded)
+		*recorded = t;
+}
+
+void acct_free(struct acct *a)
+{
+	tok_stream_free(&a->completion);
+}
+
+/* "2026-11-30" (start of that UTC day; with end, the start of the next)
+ * or unix seconds. 0, or -1 when s is neither. */
+static int parse_when(const char *s, bool end, time_t *out)
+{
+	struct tm tm;
+	const char *rest;
+	int64_t secs;
+
+	if (parse_i64(s, 0, INT64_MAX / 2, &secs) == 0) {
+		*out = (time_t)secs;
+		return 0;
+	}
+	memset(&tm, 0, sizeof(tm));
+	rest = strptime(s, "%Y-%m-%d", &tm);
+	if (!rest || *rest)
+		return -1;
+	*out = timegm(&tm) + (end ? 86400 : 0);
+	return 0;
+}
+
+int acct_usage_report(const struct key_entry *key,
+		      const struct acct_usage_args *args, struct buf *out,
+		      struct api_error *err)
+{
+	struct usage_query q = { 0 };
+	char msg[256];
+
+	if (!key || !key->def || !key->def->admin) {
+		apierr_set(err, 403, "invalid_request_error", "admin_required",
+			   NULL, "Usage statistics need a key with admin: "
+			   "true");
+		return -1;
+	}
+	if (!usage_g) {
+		apierr_set(err, 503, "server_error", "usage_unavailable", NULL,
+			   "Usage statistics are not being kept");
+		return -1;
+	}
+	if (args->from && parse_when(args->from, false, &q.from) < 0) {
+		apierr_bad_request(err, "from", "'from' must be a date "
+				   "(YYYY-MM-DD) or unix seconds");
+		return -1;
+	}
+	if (args->to && parse_when(args->to, true, &q.to) < 0) {
+		apierr_bad_request(err, "to", "'to' must be a date "
+				   "(YYYY-MM-DD) or unix seconds");
+		return -1;
+	}
+	q.key = args->key;
+	q.model = args->model;
+	q.group_by = args->group_by;
+	if (usage_query_json(usage_g, &q, out, msg, sizeof(msg)) < 0) {
+		apierr_bad_request(err, "group_by", "%s", msg);
+		return -1;
+	}
+	return 0;
+}
