@@ -731,15 +731,20 @@ static void merge_into(json_object *dst, json_object *src)
 static json_object *ref_target(struct schema_ctx *s, const char *ref,
 			       const char **name)
 {
-	static const char *const bases[] = { "#/$defs/", "#/definitions/" };
+	static const struct {
+		const char *prefix, *key;
+	} bases[] = {
+		{ "#/$defs/", "$defs" },
+		{ "#/definitions/", "definitions" },
+	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(bases); i++) {
-		size_t n = strlen(bases[i]);
+		size_t n = strlen(bases[i].prefix);
 		json_object *defs;
 
-		if (strncmp(ref, bases[i], n) != 0)
+		if (strncmp(ref, bases[i].prefix, n) != 0)
 			continue;
-		defs = get_type(s->root, bases[i] + 2, json_type_object);
+		defs = get_type(s->root, bases[i].key, json_type_object);
 		*name = ref + n;
 		return get_type(defs, ref + n, json_type_object);
 	}
