@@ -705,10 +705,42 @@ static int schema_fail(struct schema_ctx *s, const char *why)
 	return -1;
 }
 
-/* Copy key k of src into dst unless dst has it (merging subschemas). */
+static bool array_has_string(json_object *arr, const char *s)
+{
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *e = json_object_array_get_idx(arr, i);
+
+		if (json_object_is_type(e, json_type_string) &&
+		    strcmp(json_object_get_string(e), s) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* a + the names of b not already in a, as a new array */
+static json_object *required_union(json_object *a, json_object *b)
+{
+	json_object *req = json_object_new_array(), *e;
+
+	for (size_t i = 0; i < json_object_array_length(a); i++)
+		json_object_array_add(req, json_object_get(
+			json_object_array_get_idx(a, i)));
+	for (size_t i = 0; i < json_object_array_length(b); i++) {
+		e = json_object_array_get_idx(b, i);
+		if (!json_object_is_type(e, json_type_string) ||
+		    !array_has_string(req, json_object_get_string(e)))
+			json_object_array_add(req, json_object_get(e));
+	}
+	return req;
+}
+
+/* Copy key k of src into dst unless dst has it (merging subschemas).
+ * Plain keys such as required are shared with the client's request (and
+ * with a $defs entry other $refs still expand): they are replaced, never
+ * changed in place. */
 static void merge_into(json_object *dst, json_object *src)
 {
-	json_object *have, *req;
+	json_object *have;
 
 	json_object_object_foreach(src, k, v) {
 		if (!json_object_object_get_ex(dst, k, &have)) {
@@ -716,14 +748,11 @@ static void merge_into(json_object *dst, json_object *src)
 		} else if (strcmp(k, "properties") == 0 &&
 			   json_object_is_type(have, json_type_object) &&
 			   json_object_is_type(v, json_type_object)) {
-			merge_into(have, v);
+			merge_into(have, v); /* our own object: clean_schema made it */
 		} else if (strcmp(k, "required") == 0 &&
 			   json_object_is_type(have, json_type_array) &&
 			   json_object_is_type(v, json_type_array)) {
-			req = have;
-			for (size_t i = 0; i < json_object_array_length(v); i++)
-				json_object_array_add(req, json_object_get(
-					json_object_array_get_idx(v, i)));
+			json_object_object_add(dst, k, required_union(have, v));
 		}
 	}
 }
