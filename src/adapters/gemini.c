@@ -114,6 +114,12 @@ static json_object *get_type(json_object *o, const char *key, json_type t)
 	return v;
 }
 
+static bool has_key(json_object *o, const char *key)
+{
+	return json_object_is_type(o, json_type_object) &&
+	       json_object_object_get_ex(o, key, NULL);
+}
+
 static const char *get_str(json_object *o, const char *key)
 {
 	return json_object_get_string(get_type(o, key, json_type_string));
@@ -1018,6 +1024,11 @@ static json_object *clean_schema(struct schema_ctx *s, json_object *in,
 	v = get_type(in, "enum", json_type_array);
 	if (v)
 		schema_enum(out, v, &nullable);
+	/* a kept enum (or const) holds strings; Gemini refuses an enum on
+	 * anything but a STRING, an untyped schema included */
+	if (get_type(out, "enum", json_type_array) && !has_key(out, "type") &&
+	    !has_key(out, "anyOf"))
+		json_object_object_add(out, "type", json_object_new_string("string"));
 	if (nullable)
 		json_object_object_add(out, "nullable",
 				       json_object_new_boolean(1));
