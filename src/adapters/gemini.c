@@ -156,9 +156,13 @@ static json_object *parse_text(const char *s, size_t n)
 		return NULL;
 	tok = json_tokener_new();
 	v = json_tokener_parse_ex(tok, s, (int)n);
-	if (!v && json_tokener_get_error(tok) == json_tokener_continue)
-		v = json_tokener_parse_ex(tok, "", 1); /* a bare scalar */
 	end = json_tokener_get_parse_end(tok);
+	if (!v && json_tokener_get_error(tok) == json_tokener_continue) {
+		/* a bare scalar ends only at the terminator; the parse end then
+		 * counts in that one-byte piece: all of s was used */
+		v = json_tokener_parse_ex(tok, "", 1);
+		end = n;
+	}
 	if (v && json_tokener_get_error(tok) == json_tokener_success) {
 		while (end < n && strchr(" \t\r\n", s[end]))
 			end++;
