@@ -53,6 +53,7 @@ static const char *const case_files[] = {
 	"fixtures/mapping/mapping-cases.json",
 	"fixtures/mapping/request-cases.json",
 	"fixtures/mapping/response-cases.json",
+	"fixtures/mapping/stream-cases.json",
 };
 
 /* Keys a case may have: a misspelt key must not turn a check off. */
