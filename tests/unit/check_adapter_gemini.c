@@ -54,6 +54,7 @@ static const char *const case_files[] = {
 	"fixtures/mapping/request-cases.json",
 	"fixtures/mapping/response-cases.json",
 	"fixtures/mapping/stream-cases.json",
+	"fixtures/mapping/error-cases.json",
 };
 
 /* Keys a case may have: a misspelt key must not turn a check off. */
