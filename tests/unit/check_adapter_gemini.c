@@ -30,6 +30,11 @@
  * comparison. A value of the wrong shape is never replaced.
  * In expected requests "$$upstream_key" stands for the provider key this
  * suite configures (TEST_KEY): a constant, not a normalisation.
+ *
+ * Besides: building a request must leave the client's JSON as it was,
+ * the image fetcher (stubbed by call.fetch) must be asked exactly when a
+ * case names one, and a failed stream must end with its error and no
+ * [DONE], as the fronts send it.
  */
 #include <check.h>
 #include <stdio.h>
