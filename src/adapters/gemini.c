@@ -114,6 +114,12 @@ static json_object *get_type(json_object *o, const char *key, json_type t)
 	return v;
 }
 
+static bool has_key(json_object *o, const char *key)
+{
+	return json_object_is_type(o, json_type_object) &&
+	       json_object_object_get_ex(o, key, NULL);
+}
+
 static const char *get_str(json_object *o, const char *key)
 {
 	return json_object_get_string(get_type(o, key, json_type_string));
@@ -150,9 +156,13 @@ static json_object *parse_text(const char *s, size_t n)
 		return NULL;
 	tok = json_tokener_new();
 	v = json_tokener_parse_ex(tok, s, (int)n);
-	if (!v && json_tokener_get_error(tok) == json_tokener_continue)
-		v = json_tokener_parse_ex(tok, "", 1); /* a bare scalar */
 	end = json_tokener_get_parse_end(tok);
+	if (!v && json_tokener_get_error(tok) == json_tokener_continue) {
+		/* a bare scalar ends only at the terminator; the parse end then
+		 * counts in that one-byte piece: all of s was used */
+		v = json_tokener_parse_ex(tok, "", 1);
+		end = n;
+	}
 	if (v && json_tokener_get_error(tok) == json_tokener_success) {
 		while (end < n && strchr(" \t\r\n", s[end]))
 			end++;
@@ -705,10 +715,42 @@ static int schema_fail(struct schema_ctx *s, const char *why)
 	return -1;
 }
 
-/* Copy key k of src into dst unless dst has it (merging subschemas). */
+static bool array_has_string(json_object *arr, const char *s)
+{
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *e = json_object_array_get_idx(arr, i);
+
+		if (json_object_is_type(e, json_type_string) &&
+		    strcmp(json_object_get_string(e), s) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* a + the names of b not already in a, as a new array */
+static json_object *required_union(json_object *a, json_object *b)
+{
+	json_object *req = json_object_new_array(), *e;
+
+	for (size_t i = 0; i < json_object_array_length(a); i++)
+		json_object_array_add(req, json_object_get(
+			json_object_array_get_idx(a, i)));
+	for (size_t i = 0; i < json_object_array_length(b); i++) {
+		e = json_object_array_get_idx(b, i);
+		if (!json_object_is_type(e, json_type_string) ||
+		    !array_has_string(req, json_object_get_string(e)))
+			json_object_array_add(req, json_object_get(e));
+	}
+	return req;
+}
+
+/* Copy key k of src into dst unless dst has it (merging subschemas).
+ * Plain keys such as required are shared with the client's request (and
+ * with a $defs entry other $refs still expand): they are replaced, never
+ * changed in place. */
 static void merge_into(json_object *dst, json_object *src)
 {
-	json_object *have, *req;
+	json_object *have;
 
 	json_object_object_foreach(src, k, v) {
 		if (!json_object_object_get_ex(dst, k, &have)) {
@@ -716,14 +758,11 @@ static void merge_into(json_object *dst, json_object *src)
 		} else if (strcmp(k, "properties") == 0 &&
 			   json_object_is_type(have, json_type_object) &&
 			   json_object_is_type(v, json_type_object)) {
-			merge_into(have, v);
+			merge_into(have, v); /* our own object: clean_schema made it */
 		} else if (strcmp(k, "required") == 0 &&
 			   json_object_is_type(have, json_type_array) &&
 			   json_object_is_type(v, json_type_array)) {
-			req = have;
-			for (size_t i = 0; i < json_object_array_length(v); i++)
-				json_object_array_add(req, json_object_get(
-					json_object_array_get_idx(v, i)));
+			json_object_object_add(dst, k, required_union(have, v));
 		}
 	}
 }
@@ -731,15 +770,20 @@ static void merge_into(json_object *dst, json_object *src)
 static json_object *ref_target(struct schema_ctx *s, const char *ref,
 			       const char **name)
 {
-	static const char *const bases[] = { "#/$defs/", "#/definitions/" };
+	static const struct {
+		const char *prefix, *key;
+	} bases[] = {
+		{ "#/$defs/", "$defs" },
+		{ "#/definitions/", "definitions" },
+	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(bases); i++) {
-		size_t n = strlen(bases[i]);
+		size_t n = strlen(bases[i].prefix);
 		json_object *defs;
 
-		if (strncmp(ref, bases[i], n) != 0)
+		if (strncmp(ref, bases[i].prefix, n) != 0)
 			continue;
-		defs = get_type(s->root, bases[i] + 2, json_type_object);
+		defs = get_type(s->root, bases[i].key, json_type_object);
 		*name = ref + n;
 		return get_type(defs, ref + n, json_type_object);
 	}
@@ -984,6 +1028,11 @@ static json_object *clean_schema(struct schema_ctx *s, json_object *in,
 	v = get_type(in, "enum", json_type_array);
 	if (v)
 		schema_enum(out, v, &nullable);
+	/* a kept enum (or const) holds strings; Gemini refuses an enum on
+	 * anything but a STRING, an untyped schema included */
+	if (get_type(out, "enum", json_type_array) && !has_key(out, "type") &&
+	    !has_key(out, "anyOf"))
+		json_object_object_add(out, "type", json_object_new_string("string"));
 	if (nullable)
 		json_object_object_add(out, "nullable",
 				       json_object_new_boolean(1));
