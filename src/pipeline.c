@@ -21,6 +21,7 @@
 
 #include "adapter.h"
 #include "fetch.h"
+#include "jsonguard.h"
 #include "keys.h"
 #include "log.h"
 #include "router.h"
@@ -393,6 +394,8 @@ static json_object *parse_body(const char *body, size_t len,
 				   "a JSON chat completion request");
 		goto out;
 	}
+	if (jsonguard_check(body, len, MAX_JSON_DEPTH, err) < 0)
+		goto out;
 	obj = json_tokener_parse_ex(tok, body, (int)len);
 	jerr = json_tokener_get_error(tok);
 	if (jerr == json_tokener_continue)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "jsonguard.h"
 #include "util.h"
 #include "ws_proto.h"
 
@@ -70,6 +71,12 @@ int ws_proto_parse(const char *text, size_t len, bool have_key,
 	const char *type;
 
 	memset(m, 0, sizeof(*m));
+	if (jsonguard_check(text, len, MAX_DEPTH, err) < 0) {
+		json_tokener_free(tok);
+		if (!err->code)
+			err->code = "invalid_message";
+		return -1;
+	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
 				    JSON_TOKENER_VALIDATE_UTF8);
 	m->root = json_tokener_parse_ex(tok, text, (int)len);
