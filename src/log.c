@@ -81,6 +81,11 @@ void log_msg(enum log_level lvl, const char *group, const char *fmt, ...)
 		buf_append_json_str(&line, msg, strlen(msg));
 		buf_appends(&line, "}\n");
 	} else {
+		/* a client's text (a model name, say) must not start a line
+		 * of its own: control characters become '?' */
+		for (char *p = msg; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = '?';
 		buf_printf(&line, "%s %s [%s] %s\n", ts, level_names[lvl],
 			   group, msg);
 	}
