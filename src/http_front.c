@@ -36,6 +36,7 @@
 struct http_front {
 	struct MHD_Daemon *mhd;
 	atomic_int inflight;
+	atomic_int connections;
 };
 
 enum endpoint { EP_NONE, EP_CHAT, EP_MODELS, EP_HEALTH };
@@ -110,6 +111,14 @@ static enum MHD_Result send_error(struct MHD_Connection *conn,
 	return ret;
 }
 
+static int connection_fd(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+				MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	return ci ? ci->connect_fd : -1;
+}
+
 static enum endpoint endpoint_of(const char *url)
 {
 	if (strcmp(url, "/v1/chat/completions") == 0 ||
@@ -153,14 +162,6 @@ static void client_address(struct MHD_Connection *conn, char *out, size_t n)
 		inet_ntop(AF_INET6,
 			  &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
 			  (socklen_t)n);
-}
-
-static int connection_fd(struct MHD_Connection *conn)
-{
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
-				MHD_CONNECTION_INFO_CONNECTION_FD);
-
-	return ci ? ci->connect_fd : -1;
 }
 
 /* A client's X-Request-Id is echoed only when it is short and printable,
@@ -480,6 +481,23 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 	atomic_fetch_sub(&f->inflight, 1);
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn,
+			  void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_front *f = cls;
+
+	atomic_fetch_add(&f->connections,
+			 toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
+unsigned http_front_connections(struct http_front *f)
+{
+	int n = f ? atomic_load(&f->connections) : 0;
+
+	return n > 0 ? (unsigned)n : 0;
+}
+
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
@@ -501,9 +519,17 @@ struct http_front *http_front_start(const struct config *cfg)
 			 MHD_USE_ERROR_LOG;
 
 	atomic_init(&f->inflight, 0);
+	atomic_init(&f->connections, 0);
+	/* the listener enforces server.max_connections with a 503; the
+	 * engine's own limit, which closes without a word, stays above it.
+	 * Its memory pool must hold the largest head we accept. */
 	f->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, f,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->server.max_connections,
+		MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned)cfg->server.max_connections + 64,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		cfg->server.max_header_bytes * 2 + (size_t)32 * 1024,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, f,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
 		MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_SIZE,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, f,
