@@ -10,6 +10,7 @@
 #include "http_front.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,6 +28,7 @@
 #include "buf.h"
 #include "log.h"
 #include "pipeline.h"
+#include "reqhead.h"
 #include "util.h"
 
 #define THREAD_STACK_SIZE ((size_t)256 * 1024)
@@ -48,6 +51,7 @@ struct http_req {
 	enum endpoint ep;
 	struct buf body;
 	bool body_too_large;
+	uint64_t t_begin;          /* ms: the head was in */
 	char request_id[80];
 	char client_addr[64];
 	const char *origin;        /* allowed Origin to echo, or NULL */
@@ -117,6 +121,48 @@ static int connection_fd(struct MHD_Connection *conn)
 				MHD_CONNECTION_INFO_CONNECTION_FD);
 
 	return ci ? ci->connect_fd : -1;
+}
+
+/* An error in the middle of the body, where libmicrohttpd takes no
+ * response: write it on the socket ourselves, read and drop what the
+ * client still sends for up to a second (so its TCP stack does not throw
+ * the answer away on a reset), and let libmicrohttpd close. Runs on the
+ * connection's own thread, which nothing else writes to. */
+static enum MHD_Result abort_request(struct MHD_Connection *conn,
+				     struct http_req *h,
+				     const struct api_error *err)
+{
+	int fd = connection_fd(conn);
+	uint64_t until = now_ms() + 1000;
+	size_t drained = 0;
+	char extra[128], tmp[16384];
+	struct buf b;
+
+	if (fd < 0)
+		return MHD_NO;
+	snprintf(extra, sizeof(extra), "X-Request-Id: %s\r\n", h->request_id);
+	buf_init(&b, 0);
+	reqhead_error_response(&b, err, extra);
+	if (send(fd, b.data, b.len, MSG_NOSIGNAL) < 0 ||
+	    shutdown(fd, SHUT_WR) < 0)
+		until = 0;
+	buf_free(&b);
+	while (now_ms() < until && drained < ((size_t)1 << 20)) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		n = recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			break;
+		if (n > 0)
+			drained += (size_t)n;
+	}
+	log_info("http", "request_id=%s client=%s refused mid-body: %d %s",
+		 h->request_id, h->client_addr, err->status,
+		 err->code ? err->code : "-");
+	return MHD_NO;
 }
 
 static enum endpoint endpoint_of(const char *url)
@@ -343,6 +389,15 @@ static enum MHD_Result serve_preflight(struct MHD_Connection *conn,
 	return ret;
 }
 
+static enum MHD_Result add_len(void *cls, enum MHD_ValueKind kind,
+			       const char *key, const char *value)
+{
+	size_t *n = cls;
+
+	*n += strlen(key) + (value ? strlen(value) : 0) + 4;
+	return MHD_YES;
+}
+
 static bool is_json_type(const char *ct)
 {
 	size_t n = strlen("application/json");
@@ -366,6 +421,20 @@ static enum MHD_Result begin_request(struct MHD_Connection *conn,
 	int64_t clen;
 
 	*answered = true;
+	{
+		/* the listener checks the first request on a connection;
+		 * the ones after it on a kept-alive connection come here */
+		size_t head = strlen(url) + strlen(method) + 16;
+
+		MHD_get_connection_values(conn, MHD_HEADER_KIND, add_len, &head);
+		if (head > h->cfg->server.max_header_bytes) {
+			apierr_set(&err, 431, "invalid_request_error",
+				   "headers_too_large", NULL, "The request line "
+				   "and headers are larger than "
+				   "server.max_header_bytes");
+			return send_error(conn, h, &err);
+		}
+	}
 	if (strcmp(method, "OPTIONS") == 0)
 		return serve_preflight(conn, h);
 	h->ep = endpoint_of(url);
@@ -404,6 +473,9 @@ static enum MHD_Result begin_request(struct MHD_Connection *conn,
 			   "gateway accepts", h->body.max);
 		return send_error(conn, h, &err);
 	}
+	/* a body that stops coming is dropped after server.body_timeout */
+	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+				  h->cfg->server.body_timeout_s);
 	*answered = false;
 	return MHD_YES;
 }
@@ -427,6 +499,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		request_id(conn, h->request_id, sizeof(h->request_id));
 		client_address(conn, h->client_addr, sizeof(h->client_addr));
 		h->origin = allowed_origin(h->cfg, conn);
+		h->t_begin = now_ms();
 		*con_cls = h;
 		atomic_fetch_add(&f->inflight, 1);
 		enum MHD_Result r = begin_request(conn, h, method, url,
@@ -436,12 +509,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		return MHD_YES;
 	}
 	if (*upload_size > 0) {
-		if (!h->body_too_large &&
-		    buf_append(&h->body, upload, *upload_size) < 0)
-			h->body_too_large = true;
+		size_t n = *upload_size;
+
 		*upload_size = 0;
+		if (buf_append(&h->body, upload, n) < 0) {
+			/* a chunked body past the limit: no need to read the
+			 * rest of it, which may never end */
+			apierr_set(&err, 413, "invalid_request_error",
+				   "request_too_large", NULL, "The request body "
+				   "is larger than the %zu bytes this gateway "
+				   "accepts", h->body.max);
+			return abort_request(conn, h, &err);
+		}
+		if (now_ms() - h->t_begin >
+		    (uint64_t)h->cfg->server.body_timeout_s * 1000) {
+			apierr_set(&err, 408, "invalid_request_error",
+				   "request_timeout", NULL, "The request body "
+				   "did not arrive within %u s "
+				   "(server.body_timeout)",
+				   h->cfg->server.body_timeout_s);
+			return abort_request(conn, h, &err);
+		}
 		return MHD_YES;
 	}
+	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+				  (unsigned)IDLE_TIMEOUT_S);
 	if (h->body_too_large) {
 		apierr_set(&err, 413, "invalid_request_error",
 			   "request_too_large", NULL,
