@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 #include "util.h"
@@ -250,6 +251,42 @@ static bool int_fits(const char *d, size_t n, bool neg)
 	return memcmp(d, lim, 19) <= 0;
 }
 
+/* RFC 8259 section 6. json-c also takes "1." and "-", and keeps their
+ * text, which would then go upstream as invalid JSON. */
+static bool number_grammar_ok(const char *s, size_t n)
+{
+	size_t p = 0;
+
+	if (p < n && s[p] == '-')
+		p++;
+	if (p < n && s[p] == '0')
+		p++;
+	else if (p < n && s[p] >= '1' && s[p] <= '9')
+		while (p < n && s[p] >= '0' && s[p] <= '9')
+			p++;
+	else
+		return false;
+	if (p < n && s[p] == '.') {
+		size_t d = ++p;
+		while (p < n && s[p] >= '0' && s[p] <= '9')
+			p++;
+		if (p == d)
+			return false;
+	}
+	if (p < n && (s[p] == 'e' || s[p] == 'E')) {
+		size_t d;
+		p++;
+		if (p < n && (s[p] == '+' || s[p] == '-'))
+			p++;
+		d = p;
+		while (p < n && s[p] >= '0' && s[p] <= '9')
+			p++;
+		if (p == d)
+			return false;
+	}
+	return p == n;
+}
+
 static int scan_number(struct guard *g)
 {
 	size_t start = g->i;
@@ -264,10 +301,15 @@ static int scan_number(struct guard *g)
 		g->i++;
 	}
 	size_t n = g->i - start;
+	if (!number_grammar_ok(g->s + start, n))
+		return fail(g, g->depth ? g->field : NULL, "malformed number "
+			    "'%.*s' at offset %zu", (int)(n > 24 ? 24 : n),
+			    g->s + start, start);
 	if (!is_float) {
 		size_t nd = n - (neg ? 1 : 0);
 		if (nd > 0 && !int_fits(g->s + start + (neg ? 1 : 0), nd, neg))
-			return fail(g, g->field, "the integer at offset %zu "
+			return fail(g, g->depth ? g->field : NULL,
+				    "the integer at offset %zu "
 				    "(%zu digits) does not fit in 64 bits",
 				    start, nd);
 		return 0;
@@ -279,7 +321,8 @@ static int scan_number(struct guard *g)
 	if (copy != small)
 		free(copy);
 	if (isinf(d))
-		return fail(g, g->field, "the number at offset %zu (%zu "
+		return fail(g, g->depth ? g->field : NULL,
+			    "the number at offset %zu (%zu "
 			    "characters) is too large for a double", start, n);
 	return 0;
 }
@@ -298,7 +341,13 @@ static int scan_word(struct guard *g)
 	    (n == 5 && !memcmp(g->s + start, "false", 5)) ||
 	    (n == 4 && !memcmp(g->s + start, "null", 4)))
 		return 0;
-	return fail(g, g->field, "'%.*s' at offset %zu is not a JSON value",
+	/* NaN and Infinity are values of the field they stand in; any
+	 * other word is a syntax error of the body as a whole */
+	bool value_like = g->depth && ((n == 3 && !strncasecmp(g->s + start,
+				"nan", 3)) || (n == 8 && !strncasecmp(
+				g->s + start, "infinity", 8)));
+	return fail(g, value_like ? g->field : NULL,
+		    "'%.*s' at offset %zu is not a JSON value",
 		    (int)(n > 16 ? 16 : n), g->s + start, start);
 }
 
