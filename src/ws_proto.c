@@ -134,9 +134,14 @@ void ws_msg_free(struct ws_msg *m)
 char *ws_proto_request_body(const struct ws_msg *m, size_t *len)
 {
 	const char *s;
+	json_object *v = NULL;
 
-	json_object_object_add(m->payload, "stream",
-			       json_object_new_boolean(m->stream));
+	/* a stream that is not a boolean stays as it is, for the pipeline
+	 * to refuse with param "stream" as it does over HTTP */
+	if (!json_object_object_get_ex(m->payload, "stream", &v) || !v ||
+	    json_object_is_type(v, json_type_boolean))
+		json_object_object_add(m->payload, "stream",
+				       json_object_new_boolean(m->stream));
 	s = json_object_to_json_string_length(m->payload, JSON_FLAGS, len);
 	return xstrndup(s, *len);
 }
