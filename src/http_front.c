@@ -135,14 +135,21 @@ static enum MHD_Result abort_request(struct MHD_Connection *conn,
 	int fd = connection_fd(conn);
 	uint64_t until = now_ms() + 1000;
 	size_t drained = 0;
-	char extra[128], tmp[16384];
-	struct buf b;
+	char tmp[16384];
+	struct buf b, extra;
 
 	if (fd < 0)
 		return MHD_NO;
-	snprintf(extra, sizeof(extra), "X-Request-Id: %s\r\n", h->request_id);
+	/* the same CORS answer as any other response, or a browser cannot
+	 * read the error */
+	buf_init(&extra, 0);
+	buf_printf(&extra, "X-Request-Id: %s\r\n", h->request_id);
+	if (h->origin)
+		buf_printf(&extra, "Access-Control-Allow-Origin: %s\r\n",
+			   h->origin);
 	buf_init(&b, 0);
-	reqhead_error_response(&b, err, extra);
+	reqhead_error_response(&b, err, extra.data);
+	buf_free(&extra);
 	if (send(fd, b.data, b.len, MSG_NOSIGNAL) < 0 ||
 	    shutdown(fd, SHUT_WR) < 0)
 		until = 0;
