@@ -695,8 +695,12 @@ static void fam_nul(void)
 		raw("nul", r, sizeof(r) - 1, 400, "malformed_request",
 		    "NUL in a header");
 	}
-	raw("nul", "GET /he\0alth HTTP/1.1\r\nHost: x\r\n\r\n", 36, 400,
-	    "malformed_request", "NUL in the path");
+	{
+		static const char r[] = "GET /he\0alth HTTP/1.1\r\nHost: x"
+			"\r\n\r\n";
+		raw("nul", r, sizeof(r) - 1, 400, "malformed_request",
+		    "NUL in the path");
+	}
 }
 
 static void fam_numbers(void)
@@ -1544,6 +1548,11 @@ static void send_all(int fd, const char *p, size_t n)
 	}
 }
 
+static void send_str(int fd, const char *s)
+{
+	send_all(fd, s, strlen(s));
+}
+
 struct rresp {
 	int status;       /* of the last complete response; 0 none */
 	int complete;     /* responses read */
@@ -2132,7 +2141,7 @@ static void expect_503(unsigned port, const char *what)
 
 	memset(&r, 0, sizeof(r));
 	buf_init(&r.in, 0);
-	send_all(fd, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 35);
+	send_str(fd, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
 	read_responses(fd, 1, 3000, &r);
 	close(fd);
 	ck_assert_msg(r.complete == 1 && r.status == 503, "%s: got %d: %.200s",
@@ -2176,8 +2185,8 @@ START_TEST(too_many_connections)
 	/* four requests waiting for their bodies */
 	for (int i = 0; i < 4; i++) {
 		fds[i] = tcp_connect(d.port);
-		send_all(fds[i], "POST /v1/chat/completions HTTP/1.1\r\nHost: x"
-			 "\r\nContent-Length: 10\r\n\r\n", 65);
+		send_str(fds[i], "POST /v1/chat/completions HTTP/1.1\r\nHost: x"
+			 "\r\nContent-Length: 10\r\n\r\n");
 	}
 	usleep(300000);
 	for (int k = 0; k < 3; k++)
@@ -2189,7 +2198,7 @@ START_TEST(too_many_connections)
 	/* four heads still arriving (counted by the listener) */
 	for (int i = 0; i < 4; i++) {
 		fds[i] = tcp_connect(d.port);
-		send_all(fds[i], "GET /health HTTP/1.1\r\n", 22);
+		send_str(fds[i], "GET /health HTTP/1.1\r\n");
 	}
 	usleep(300000);
 	for (int k = 0; k < 3; k++)
