@@ -628,6 +628,13 @@ static void server_pair(struct loader *ld, const char *k, yaml_node_t *v,
 		s->max_connections = (unsigned)get_int(ld, v, 1, 1000000, 1024);
 	} else if (!strcmp(k, "shutdown_timeout")) {
 		s->shutdown_timeout_s = (unsigned)get_int(ld, v, 0, 86400, 30);
+	} else if (!strcmp(k, "header_timeout")) {
+		s->header_timeout_s = (unsigned)get_int(ld, v, 1, 3600, 10);
+	} else if (!strcmp(k, "body_timeout")) {
+		s->body_timeout_s = (unsigned)get_int(ld, v, 1, 86400, 60);
+	} else if (!strcmp(k, "max_header_bytes")) {
+		s->max_header_bytes = (size_t)get_size(ld, v, 1024, 65536,
+						       16384);
 	} else if (!strcmp(k, "cors_origins")) {
 		cors_origins(ld, v, s);
 	} else {
@@ -1044,6 +1051,9 @@ static void set_defaults(struct config *cfg)
 	cfg->server.max_body_bytes = DEFAULT_MAX_BODY;
 	cfg->server.max_connections = 1024;
 	cfg->server.shutdown_timeout_s = 30;
+	cfg->server.header_timeout_s = 10;
+	cfg->server.body_timeout_s = 60;
+	cfg->server.max_header_bytes = 16384;
 	cfg->server.cors_origins = xmalloc(sizeof(char *));
 	cfg->server.cors_origins[0] = xstrdup("*");
 	cfg->server.n_cors_origins = 1;

@@ -59,6 +59,9 @@ struct server_cfg {
 	size_t max_body_bytes;    /* default 10 MiB */
 	unsigned max_connections; /* default 1024 */
 	unsigned shutdown_timeout_s; /* default 30 */
+	unsigned header_timeout_s;   /* request line + headers; default 10 */
+	unsigned body_timeout_s;     /* whole request body; default 60 */
+	size_t max_header_bytes;     /* request line + headers; default 16 KiB */
 	char **cors_origins;      /* default {"*"} */
 	size_t n_cors_origins;
 };

@@ -10,6 +10,7 @@
 #include "http_front.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "reqhead.h"
 #include "util.h"
 
 #define THREAD_STACK_SIZE ((size_t)256 * 1024)
@@ -40,6 +43,7 @@
 struct http_front {
 	struct MHD_Daemon *mhd;
 	atomic_int inflight;
+	atomic_int connections;
 };
 
 enum endpoint { EP_NONE, EP_CHAT, EP_MODELS, EP_HEALTH, EP_USAGE,
@@ -52,6 +56,7 @@ struct http_req {
 	enum endpoint ep;
 	struct buf body;
 	bool body_too_large;
+	uint64_t t_begin;          /* ms: the head was in */
 	char request_id[80];
 	char client_addr[64];
 	const char *origin;        /* allowed Origin to echo, or NULL */
@@ -144,6 +149,63 @@ static enum MHD_Result send_error(struct MHD_Connection *conn,
 	return ret;
 }
 
+static int connection_fd(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+				MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	return ci ? ci->connect_fd : -1;
+}
+
+/* An error in the middle of the body, where libmicrohttpd takes no
+ * response: write it on the socket ourselves, read and drop what the
+ * client still sends for up to a second (so its TCP stack does not throw
+ * the answer away on a reset), and let libmicrohttpd close. Runs on the
+ * connection's own thread, which nothing else writes to. */
+static enum MHD_Result abort_request(struct MHD_Connection *conn,
+				     struct http_req *h,
+				     const struct api_error *err)
+{
+	int fd = connection_fd(conn);
+	uint64_t until = now_ms() + 1000;
+	size_t drained = 0;
+	char tmp[16384];
+	struct buf b, extra;
+
+	if (fd < 0)
+		return MHD_NO;
+	/* the same CORS answer as any other response, or a browser cannot
+	 * read the error */
+	buf_init(&extra, 0);
+	buf_printf(&extra, "X-Request-Id: %s\r\n", h->request_id);
+	if (h->origin)
+		buf_printf(&extra, "Access-Control-Allow-Origin: %s\r\n",
+			   h->origin);
+	buf_init(&b, 0);
+	reqhead_error_response(&b, err, extra.data);
+	buf_free(&extra);
+	if (send(fd, b.data, b.len, MSG_NOSIGNAL) < 0 ||
+	    shutdown(fd, SHUT_WR) < 0)
+		until = 0;
+	buf_free(&b);
+	while (now_ms() < until && drained < ((size_t)1 << 20)) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		n = recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			break;
+		if (n > 0)
+			drained += (size_t)n;
+	}
+	log_info("http", "request_id=%s client=%s refused mid-body: %d %s",
+		 h->request_id, h->client_addr, err->status,
+		 err->code ? err->code : "-");
+	return MHD_NO;
+}
+
 static enum endpoint endpoint_of(const char *url)
 {
 	if (strcmp(url, "/v1/chat/completions") == 0 ||
@@ -191,14 +253,6 @@ static void client_address(struct MHD_Connection *conn, char *out, size_t n)
 		inet_ntop(AF_INET6,
 			  &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
 			  (socklen_t)n);
-}
-
-static int connection_fd(struct MHD_Connection *conn)
-{
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
-				MHD_CONNECTION_INFO_CONNECTION_FD);
-
-	return ci ? ci->connect_fd : -1;
 }
 
 /* A client's X-Request-Id is echoed only when it is short and printable,
@@ -458,6 +512,15 @@ static enum MHD_Result serve_preflight(struct MHD_Connection *conn,
 	return ret;
 }
 
+static enum MHD_Result add_len(void *cls, enum MHD_ValueKind kind,
+			       const char *key, const char *value)
+{
+	size_t *n = cls;
+
+	*n += strlen(key) + (value ? strlen(value) : 0) + 4;
+	return MHD_YES;
+}
+
 static bool is_json_type(const char *ct)
 {
 	size_t n = strlen("application/json");
@@ -481,6 +544,20 @@ static enum MHD_Result begin_request(struct MHD_Connection *conn,
 	int64_t clen;
 
 	*answered = true;
+	{
+		/* the listener checks the first request on a connection;
+		 * the ones after it on a kept-alive connection come here */
+		size_t head = strlen(url) + strlen(method) + 16;
+
+		MHD_get_connection_values(conn, MHD_HEADER_KIND, add_len, &head);
+		if (head > h->cfg->server.max_header_bytes) {
+			apierr_set(&err, 431, "invalid_request_error",
+				   "headers_too_large", NULL, "The request line "
+				   "and headers are larger than "
+				   "server.max_header_bytes");
+			return send_error(conn, h, &err);
+		}
+	}
 	if (strcmp(method, "OPTIONS") == 0)
 		return serve_preflight(conn, h);
 	h->ep = endpoint_of(url);
@@ -519,6 +596,9 @@ static enum MHD_Result begin_request(struct MHD_Connection *conn,
 			   "gateway accepts", h->body.max);
 		return send_error(conn, h, &err);
 	}
+	/* a body that stops coming is dropped after server.body_timeout */
+	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+				  h->cfg->server.body_timeout_s);
 	*answered = false;
 	return MHD_YES;
 }
@@ -542,6 +622,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		request_id(conn, h->request_id, sizeof(h->request_id));
 		client_address(conn, h->client_addr, sizeof(h->client_addr));
 		h->origin = allowed_origin(h->cfg, conn);
+		h->t_begin = now_ms();
 		*con_cls = h;
 		atomic_fetch_add(&f->inflight, 1);
 		enum MHD_Result r = begin_request(conn, h, method, url,
@@ -551,12 +632,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		return MHD_YES;
 	}
 	if (*upload_size > 0) {
-		if (!h->body_too_large &&
-		    buf_append(&h->body, upload, *upload_size) < 0)
-			h->body_too_large = true;
+		size_t n = *upload_size;
+
 		*upload_size = 0;
+		if (buf_append(&h->body, upload, n) < 0) {
+			/* a chunked body past the limit: no need to read the
+			 * rest of it, which may never end */
+			apierr_set(&err, 413, "invalid_request_error",
+				   "request_too_large", NULL, "The request body "
+				   "is larger than the %zu bytes this gateway "
+				   "accepts", h->body.max);
+			return abort_request(conn, h, &err);
+		}
+		if (now_ms() - h->t_begin >
+		    (uint64_t)h->cfg->server.body_timeout_s * 1000) {
+			apierr_set(&err, 408, "invalid_request_error",
+				   "request_timeout", NULL, "The request body "
+				   "did not arrive within %u s "
+				   "(server.body_timeout)",
+				   h->cfg->server.body_timeout_s);
+			return abort_request(conn, h, &err);
+		}
 		return MHD_YES;
 	}
+	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+				  (unsigned)IDLE_TIMEOUT_S);
 	if (h->body_too_large) {
 		apierr_set(&err, 413, "invalid_request_error",
 			   "request_too_large", NULL,
@@ -600,6 +700,23 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 	atomic_fetch_sub(&f->inflight, 1);
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn,
+			  void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_front *f = cls;
+
+	atomic_fetch_add(&f->connections,
+			 toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
+unsigned http_front_connections(struct http_front *f)
+{
+	int n = f ? atomic_load(&f->connections) : 0;
+
+	return n > 0 ? (unsigned)n : 0;
+}
+
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
@@ -621,9 +738,17 @@ struct http_front *http_front_start(const struct config *cfg)
 			 MHD_USE_ERROR_LOG;
 
 	atomic_init(&f->inflight, 0);
+	atomic_init(&f->connections, 0);
+	/* the listener enforces server.max_connections with a 503; the
+	 * engine's own limit, which closes without a word, stays above it.
+	 * Its memory pool must hold the largest head we accept. */
 	f->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, f,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->server.max_connections,
+		MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned)cfg->server.max_connections + 64,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		cfg->server.max_header_bytes * 2 + (size_t)32 * 1024,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, f,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
 		MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_SIZE,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, f,

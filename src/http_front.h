@@ -21,6 +21,8 @@ struct http_front *http_front_start(const struct config *cfg);
  * it when done or when it cannot take it). Thread-safe. */
 void http_front_add(struct http_front *f, int fd, const struct sockaddr *addr,
 		    socklen_t len);
+/* Connections the HTTP engine holds now. */
+unsigned http_front_connections(struct http_front *f);
 /* Give in-flight requests up to timeout_s to finish (the listener must
  * already be stopped), then close everything and free f. */
 void http_front_stop(struct http_front *f, unsigned timeout_s);

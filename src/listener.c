@@ -2,12 +2,12 @@
 /*
  * listener: one port for HTTP and WebSocket; see listener.h.
  *
- * A new connection rarely has its request line in the socket at the moment
+ * A new connection rarely has its request head in the socket at the moment
  * it is accepted, and a slow client must not stall every other accept, so
- * undecided connections wait in a small pending set polled together with
- * the listening socket. A connection that has not shown its first bytes
- * within CLASSIFY_TIMEOUT_MS goes to the HTTP front, whose own timeouts
- * then apply.
+ * undecided connections wait in a pending set polled together with the
+ * listening socket, each with SO_RCVLOWAT just above what it has shown,
+ * so poll wakes only for new bytes. A head that is not complete within
+ * server.header_timeout gets 408.
  */
 #include "listener.h"
 
@@ -23,11 +23,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "log.h"
+#include "pipeline.h"
 #include "util.h"
 
 #define MAX_PENDING 4096
-#define CLASSIFY_TIMEOUT_MS 10000
+#define MAX_CLOSING 1024
+#define LINGER_MS 2000
+#define LINGER_MAX_BYTES ((size_t)1 << 20)
 #define PEEK_BYTES 64
 
 struct pending {
@@ -35,6 +39,14 @@ struct pending {
 	struct sockaddr_storage addr;
 	socklen_t len;
 	uint64_t since_ms;
+	size_t seen;   /* bytes in the socket at the last peek */
+};
+
+/* An answered connection being drained before it is closed. */
+struct closing {
+	int fd;
+	uint64_t until_ms;
+	size_t drained;
 };
 
 struct listener {
@@ -44,9 +56,17 @@ struct listener {
 	unsigned port;
 	char *ws_path;
 	listener_hand_fn hand;
+	listener_load_fn load;
 	void *ud;
+	unsigned max_connections;
+	uint64_t header_timeout_ms;
+	size_t max_header_bytes;
+	uint64_t max_body;      /* when no config snapshot is current */
+	char *head;             /* peek buffer, max_header_bytes + 1 */
 	struct pending *pending;   /* acceptor thread only */
 	size_t n_pending;
+	struct closing *closing;   /* acceptor thread only */
+	size_t n_closing;
 	struct pollfd *pfds;       /* acceptor thread only */
 };
 
@@ -69,12 +89,72 @@ int listener_classify(const char *bytes, size_t len, const char *ws_path)
 	       LISTENER_HTTP;
 }
 
-/* Peek and decide: 1 handed over, 0 undecided, -1 closed. */
+/* Wake poll only when more than have bytes are queued: the head is
+ * peeked, never consumed, so plain POLLIN would fire at once again. */
+static void set_lowat(int fd, size_t have)
+{
+	int v = have + 1 > (size_t)INT32_MAX ? INT32_MAX : (int)(have + 1);
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v));
+}
+
+/* Answer err on fd and drain it before closing (see listener.h). */
+static void refuse(struct listener *l, int fd, const struct api_error *err,
+		   const char *extra)
+{
+	struct buf b;
+	ssize_t n;
+
+	buf_init(&b, 0);
+	reqhead_error_response(&b, err, extra);
+	n = send(fd, b.data, b.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	buf_free(&b);
+	set_lowat(fd, 0);
+	if (n < 0 || shutdown(fd, SHUT_WR) < 0 || l->n_closing >= MAX_CLOSING) {
+		close(fd);
+		return;
+	}
+	l->closing[l->n_closing++] = (struct closing){
+		.fd = fd, .until_ms = now_ms() + LINGER_MS };
+}
+
+/* Read and drop; true when the connection is done with. */
+static bool drain(struct closing *c)
+{
+	char tmp[16384];
+
+	for (;;) {
+		ssize_t n = recv(c->fd, tmp, sizeof(tmp), MSG_DONTWAIT);
+
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+			       errno != EINTR))
+			return true;
+		if (n < 0)
+			return false;
+		c->drained += (size_t)n;
+		if (c->drained > LINGER_MAX_BYTES)
+			return true;
+	}
+}
+
+static uint64_t max_body(const struct listener *l)
+{
+	struct config *cfg = pipeline_config_acquire();
+	uint64_t v = cfg ? cfg->server.max_body_bytes : l->max_body;
+
+	config_release(cfg);
+	return v;
+}
+
+/* Peek and decide: 1 handed over or answered, 0 undecided, -1 closed. */
 static int try_hand(struct listener *l, struct pending *p)
 {
-	char buf[PEEK_BYTES];
-	ssize_t n = recv(p->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
-	int kind;
+	ssize_t n = recv(p->fd, l->head, l->max_header_bytes + 1,
+			 MSG_PEEK | MSG_DONTWAIT);
+	struct reqhead h;
+	struct api_error err;
+	const char *extra = NULL;
+	enum listener_kind kind;
 
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
 		       errno != EINTR)) {
@@ -83,12 +163,30 @@ static int try_hand(struct listener *l, struct pending *p)
 	}
 	if (n < 0)
 		return 0;
-	kind = listener_classify(buf, (size_t)n, l->ws_path);
-	if (kind < 0 && (size_t)n < sizeof(buf))
+	switch (reqhead_parse(l->head, (size_t)n, l->max_header_bytes,
+			      max_body(l), l->ws_path, &h, &err)) {
+	case REQHEAD_MORE:
+		if ((size_t)n > p->seen)
+			set_lowat(p->fd, (size_t)n);
+		p->seen = (size_t)n;
 		return 0;
-	l->hand(l->ud, kind < 0 ? LISTENER_HTTP : (enum listener_kind)kind,
-		p->fd, (struct sockaddr *)&p->addr, p->len);
+	case REQHEAD_BAD:
+		refuse(l, p->fd, &err, NULL);
+		return 1;
+	case REQHEAD_OK:
+		break;
+	}
+	set_lowat(p->fd, 0);
+	kind = h.ws_path ? LISTENER_WS : LISTENER_HTTP;
+	if (l->hand(l->ud, kind, p->fd, (struct sockaddr *)&p->addr, p->len,
+		    &h, &err, &extra) < 0)
+		refuse(l, p->fd, &err, extra);
 	return 1;
+}
+
+static unsigned total_load(const struct listener *l)
+{
+	return (unsigned)l->n_pending + (l->load ? l->load(l->ud) : 0);
 }
 
 static void accept_all(struct listener *l)
@@ -108,49 +206,94 @@ static void accept_all(struct listener *l)
 		}
 		setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		p->since_ms = now_ms();
+		p->seen = 0;
+		if (total_load(l) >= l->max_connections) {
+			struct api_error err;
+
+			apierr_set(&err, 503, "server_error",
+				   "too_many_connections", NULL,
+				   "The gateway is serving server."
+				   "max_connections (%u) connections; retry "
+				   "shortly", l->max_connections);
+			refuse(l, p->fd, &err, "Retry-After: 1\r\n");
+			continue;
+		}
 		if (try_hand(l, p) == 0)
 			l->n_pending++;
 	}
 }
 
-/* Poll the listening socket, the wake pipe and the undecided. */
+/* The head did not arrive within server.header_timeout: 408, or a plain
+ * close for a connection that never said anything. */
+static void head_timeout(struct listener *l, struct pending *p)
+{
+	struct api_error err;
+
+	if (p->seen == 0) {
+		close(p->fd);
+		return;
+	}
+	apierr_set(&err, 408, "invalid_request_error", "request_timeout", NULL,
+		   "The request headers did not arrive within %llu s "
+		   "(server.header_timeout)",
+		   (unsigned long long)(l->header_timeout_ms / 1000));
+	refuse(l, p->fd, &err, NULL);
+}
+
+/* Poll the listening socket, the wake pipe, the undecided and the
+ * closing. */
 static void *acceptor(void *arg)
 {
 	struct listener *l = arg;
 
 	for (;;) {
-		size_t n = 0, i;
+		size_t n = 0, i, np, nc;
 		uint64_t now;
 
 		l->pfds[n++] = (struct pollfd){ .fd = l->wake[0], .events = POLLIN };
 		l->pfds[n++] = (struct pollfd){ .fd = l->lfd, .events = POLLIN };
-		for (i = 0; i < l->n_pending; i++)
+		np = l->n_pending;
+		for (i = 0; i < np; i++)
 			l->pfds[n++] = (struct pollfd){ .fd = l->pending[i].fd,
+							.events = POLLIN | POLLRDHUP };
+		nc = l->n_closing;
+		for (i = 0; i < nc; i++)
+			l->pfds[n++] = (struct pollfd){ .fd = l->closing[i].fd,
 							.events = POLLIN };
-		if (poll(l->pfds, n, l->n_pending ? 250 : -1) < 0 &&
+		if (poll(l->pfds, n, np || nc ? 250 : -1) < 0 &&
 		    errno != EINTR)
 			break;
 		if (l->pfds[0].revents)
 			break;
 		now = now_ms();
-		for (i = 0; i < l->n_pending;) {
+		/* the closing first: the pending step may add to them */
+		for (i = nc; i-- > 0;) {
+			struct closing *c = &l->closing[i];
+
+			if ((l->pfds[2 + np + i].revents && drain(c)) ||
+			    now >= c->until_ms) {
+				close(c->fd);
+				*c = l->closing[--l->n_closing];
+			}
+		}
+		for (i = np; i-- > 0;) {
 			struct pending *p = &l->pending[i];
 			int r = 0;
 
 			if (l->pfds[i + 2].revents)
 				r = try_hand(l, p);
-			if (r == 0 && now - p->since_ms > CLASSIFY_TIMEOUT_MS) {
-				l->hand(l->ud, LISTENER_HTTP, p->fd,
-					(struct sockaddr *)&p->addr, p->len);
+			/* the client stopped sending with its head unfinished */
+			if (r == 0 && (l->pfds[i + 2].revents &
+				       (POLLRDHUP | POLLHUP | POLLERR))) {
+				close(p->fd);
+				r = -1;
+			}
+			if (r == 0 && now - p->since_ms > l->header_timeout_ms) {
+				head_timeout(l, p);
 				r = 1;
 			}
-			if (r != 0) {
-				/* keep pfds[i + 2] aligned: move the last one */
+			if (r != 0)
 				*p = l->pending[--l->n_pending];
-				l->pfds[i + 2] = l->pfds[l->n_pending + 2];
-				continue;
-			}
-			i++;
 		}
 		if (l->pfds[1].revents)
 			accept_all(l);
@@ -202,9 +345,16 @@ static int bind_socket(const struct config *cfg, unsigned *port)
 }
 
 struct listener *listener_start(const struct config *cfg, const char *ws_path,
-				listener_hand_fn hand, void *ud)
+				listener_hand_fn hand, listener_load_fn load,
+				void *ud)
 {
 	struct listener *l = xcalloc(1, sizeof(*l));
+
+	l->max_connections = cfg->server.max_connections;
+	l->header_timeout_ms = (uint64_t)cfg->server.header_timeout_s * 1000;
+	l->max_header_bytes = cfg->server.max_header_bytes;
+	l->max_body = cfg->server.max_body_bytes;
+	l->load = load;
 
 	l->lfd = bind_socket(cfg, &l->port);
 	if (l->lfd < 0)
@@ -215,7 +365,9 @@ struct listener *listener_start(const struct config *cfg, const char *ws_path,
 	l->hand = hand;
 	l->ud = ud;
 	l->pending = xcalloc(MAX_PENDING, sizeof(*l->pending));
-	l->pfds = xcalloc(MAX_PENDING + 2, sizeof(*l->pfds));
+	l->closing = xcalloc(MAX_CLOSING, sizeof(*l->closing));
+	l->head = xmalloc(l->max_header_bytes + 1);
+	l->pfds = xcalloc(MAX_PENDING + MAX_CLOSING + 2, sizeof(*l->pfds));
 	if (pthread_create(&l->thread, NULL, acceptor, l) != 0)
 		goto fail;
 	return l;
@@ -223,6 +375,8 @@ fail:
 	if (l->lfd >= 0)
 		close(l->lfd);
 	free(l->pending);
+	free(l->closing);
+	free(l->head);
 	free(l->pfds);
 	free(l->ws_path);
 	free(l);
@@ -243,10 +397,14 @@ void listener_stop(struct listener *l)
 	pthread_join(l->thread, NULL);
 	for (size_t i = 0; i < l->n_pending; i++)
 		close(l->pending[i].fd);
+	for (size_t i = 0; i < l->n_closing; i++)
+		close(l->closing[i].fd);
 	close(l->lfd);
 	close(l->wake[0]);
 	close(l->wake[1]);
 	free(l->pending);
+	free(l->closing);
+	free(l->head);
 	free(l->pfds);
 	free(l->ws_path);
 	free(l);

@@ -258,6 +258,18 @@ static void kv_text(struct buf *b, const struct log_kv *kv)
 	}
 }
 
+/* A client's text (a model name, say) must not start a text line of its
+ * own: control characters become '?'. */
+static void append_plain(struct buf *b, const char *s)
+{
+	size_t start = b->len;
+
+	buf_appends(b, s);
+	for (size_t i = start; i < b->len; i++)
+		if ((unsigned char)b->data[i] < 0x20 || b->data[i] == 0x7f)
+			b->data[i] = '?';
+}
+
 /* Build the line (with or without its own timestamp) into b. */
 static void format_line(struct buf *b, bool stamp, enum log_level lvl,
 			const char *group, const char *msg,
@@ -280,7 +292,8 @@ static void format_line(struct buf *b, bool stamp, enum log_level lvl,
 	} else {
 		if (stamp)
 			buf_printf(b, "%s ", ts);
-		buf_printf(b, "%s [%s] %s", level_names[lvl], group, msg);
+		buf_printf(b, "%s [%s] ", level_names[lvl], group);
+		append_plain(b, msg);
 		for (size_t i = 0; i < n; i++)
 			kv_text(b, &kv[i]);
 		buf_appends(b, "\n");

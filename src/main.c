@@ -177,15 +177,29 @@ struct fronts {
 	struct ws_front *ws;
 };
 
-static void hand_connection(void *ud, enum listener_kind kind, int fd,
-			    const struct sockaddr *addr, socklen_t len)
+static int hand_connection(void *ud, enum listener_kind kind, int fd,
+			   const struct sockaddr *addr, socklen_t len,
+			   const struct reqhead *head, struct api_error *err,
+			   const char **extra)
 {
 	struct fronts *fr = ud;
 
-	if (kind == LISTENER_WS)
+	if (kind == LISTENER_WS) {
+		if (ws_front_check_upgrade(head, err, extra) < 0)
+			return -1;
 		ws_front_add(fr->ws, fd, addr, len);
-	else
+	} else {
 		http_front_add(fr->http, fd, addr, len);
+	}
+	return 0;
+}
+
+static unsigned front_load(void *ud)
+{
+	struct fronts *fr = ud;
+
+	return http_front_connections(fr->http) +
+	       ws_front_connections(fr->ws);
 }
 
 /* The process-wide services the pipeline accounts with. */
@@ -312,7 +326,8 @@ static int serve(const struct options *o, struct config *cfg)
 	fr.http = http_front_start(cfg);
 	fr.ws = fr.http ? ws_front_start(cfg) : NULL;
 	if (fr.ws)
-		listener = listener_start(cfg, WS_PATH, hand_connection, &fr);
+		listener = listener_start(cfg, WS_PATH, hand_connection,
+					  front_load, &fr);
 	if (!listener) {
 		ws_front_stop(fr.ws, 0);
 		http_front_stop(fr.http, 0);

@@ -22,6 +22,7 @@
 #include "accounting.h"
 #include "adapter.h"
 #include "fetch.h"
+#include "jsonguard.h"
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
@@ -341,6 +342,38 @@ static const struct field_rule field_rules[] = {
 	  "a string or an object" },
 	{ "response_format", json_type_object, json_type_object, "an object" },
 	{ "user", json_type_string, json_type_string, "a string" },
+	{ "logit_bias", json_type_object, json_type_object, "an object" },
+	{ "logprobs", json_type_boolean, json_type_boolean, "a boolean" },
+	{ "top_logprobs", json_type_int, json_type_int, "an integer" },
+	{ "parallel_tool_calls", json_type_boolean, json_type_boolean,
+	  "a boolean" },
+	{ "functions", json_type_array, json_type_array, "an array" },
+	{ "function_call", json_type_string, json_type_object,
+	  "a string or an object" },
+	{ "service_tier", json_type_string, json_type_string, "a string" },
+	{ "store", json_type_boolean, json_type_boolean, "a boolean" },
+	{ "metadata", json_type_object, json_type_object, "an object" },
+	{ "modalities", json_type_array, json_type_array, "an array" },
+	{ "audio", json_type_object, json_type_object, "an object" },
+	{ "prediction", json_type_object, json_type_object, "an object" },
+	{ "reasoning_effort", json_type_string, json_type_string, "a string" },
+	{ "web_search_options", json_type_object, json_type_object,
+	  "an object" },
+	{ "verbosity", json_type_string, json_type_string, "a string" },
+	{ "safety_identifier", json_type_string, json_type_string,
+	  "a string" },
+	{ "prompt_cache_key", json_type_string, json_type_string, "a string" },
+};
+
+/* Fields of one message: each absent, null or of these types. */
+static const struct field_rule message_rules[] = {
+	{ "content", json_type_string, json_type_array,
+	  "a string or an array of content parts" },
+	{ "name", json_type_string, json_type_string, "a string" },
+	{ "tool_calls", json_type_array, json_type_array, "an array" },
+	{ "tool_call_id", json_type_string, json_type_string, "a string" },
+	{ "reasoning_content", json_type_string, json_type_string,
+	  "a string" },
 };
 
 static int validate_messages(json_object *msgs, struct api_error *err)
@@ -368,6 +401,16 @@ static int validate_messages(json_object *msgs, struct api_error *err)
 					   "must be an object with a string "
 					   "'role'", i);
 			return -1;
+		}
+		for (size_t k = 0; k < ARRAY_SIZE(message_rules); k++) {
+			const struct field_rule *f = &message_rules[k];
+
+			if (!field_type_ok(m, f->name, f->t1, f->t2)) {
+				apierr_bad_request(err, "messages",
+						   "'messages[%zu].%s' must be "
+						   "%s", i, f->name, f->what);
+				return -1;
+			}
 		}
 	}
 	return 0;
@@ -400,6 +443,14 @@ static int validate(json_object *req, struct api_error *err)
 			return -1;
 		}
 	}
+	if (json_object_object_get_ex(req, "stream_options", &v) && v &&
+	    !field_type_ok(v, "include_usage", json_type_boolean,
+			   json_type_boolean)) {
+		apierr_bad_request(err, "stream_options.include_usage",
+				   "'stream_options.include_usage' must be a "
+				   "boolean");
+		return -1;
+	}
 	/* counts that must be positive: a 0 or negative budget would only
 	 * come back from the provider as a less helpful 400 */
 	static const char *const positive[] = { "max_tokens",
@@ -430,6 +481,8 @@ static json_object *parse_body(const char *body, size_t len,
 				   "a JSON chat completion request");
 		goto out;
 	}
+	if (jsonguard_check(body, len, MAX_JSON_DEPTH, err) < 0)
+		goto out;
 	obj = json_tokener_parse_ex(tok, body, (int)len);
 	jerr = json_tokener_get_error(tok);
 	if (jerr == json_tokener_continue)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <libwebsockets.h>
@@ -851,6 +852,111 @@ fail:
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 	return NULL;
+}
+
+static bool val_is(const struct reqhead_val *v, const char *s)
+{
+	return v->n == strlen(s) && memcmp(v->p, s, v->n) == 0;
+}
+
+/* RFC 6455 4.1: base64 of 16 bytes, so 22 characters and "==". */
+static bool ws_key_ok(const struct reqhead_val *v)
+{
+	if (v->n != 24 || v->p[22] != '=' || v->p[23] != '=')
+		return false;
+	for (size_t i = 0; i < 22; i++) {
+		char c = v->p[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9') || c == '+' || c == '/'))
+			return false;
+	}
+	return true;
+}
+
+int ws_front_check_upgrade(const struct reqhead *h, struct api_error *err,
+			   const char **extra)
+{
+	struct config *cfg;
+	const struct key_entry *ke;
+	int rc = -1;
+
+	*extra = NULL;
+	if (!reqhead_has_token(&h->upgrade, "websocket") ||
+	    !reqhead_has_token(&h->connection, "upgrade")) {
+		apierr_set(err, 400, "invalid_request_error",
+			   "websocket_upgrade_required", NULL, "%s is a "
+			   "WebSocket endpoint: send a WebSocket upgrade "
+			   "request", WS_PATH);
+		return -1;
+	}
+	if (!val_is(&h->ws_version, "13")) {
+		apierr_set(err, 426, "invalid_request_error",
+			   "unsupported_websocket_version", NULL,
+			   "Sec-WebSocket-Version must be 13");
+		*extra = "Sec-WebSocket-Version: 13\r\n";
+		return -1;
+	}
+	if (!ws_key_ok(&h->ws_key)) {
+		apierr_set(err, 400, "invalid_request_error",
+			   "invalid_websocket_key", NULL, "Sec-WebSocket-Key "
+			   "must be 16 bytes in base64");
+		return -1;
+	}
+	if (h->ws_protocol.n &&
+	    !reqhead_has_token(&h->ws_protocol, "llm-bridge")) {
+		apierr_set(err, 400, "invalid_request_error",
+			   "unsupported_subprotocol", NULL, "The only "
+			   "WebSocket subprotocol served is llm-bridge");
+		return -1;
+	}
+	cfg = pipeline_config_acquire();
+	if (!cfg) {
+		apierr_set(err, 503, "server_error", "shutting_down", NULL,
+			   "The gateway is shutting down");
+		return -1;
+	}
+	if (h->origin.n) {
+		bool ok = false;
+
+		for (size_t i = 0; i < cfg->server.n_cors_origins && !ok; i++) {
+			const char *o = cfg->server.cors_origins[i];
+			ok = !strcmp(o, "*") || (strlen(o) == h->origin.n &&
+				!strncasecmp(o, h->origin.p, h->origin.n));
+		}
+		if (!ok) {
+			apierr_set(err, 403, "invalid_request_error",
+				   "origin_not_allowed", NULL, "This Origin is "
+				   "not in server.cors_origins");
+			goto out;
+		}
+	}
+	if (h->authorization.n) {
+		char *auth = xstrndup(h->authorization.p, h->authorization.n);
+		int a = pipeline_auth(cfg, auth, &ke, err);
+
+		explicit_bzero(auth, h->authorization.n);
+		free(auth);
+		if (a < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	config_release(cfg);
+	return rc;
+}
+
+unsigned ws_front_connections(struct ws_front *f)
+{
+	unsigned n = 0;
+
+	if (!f)
+		return 0;
+	pthread_mutex_lock(&f->lock);
+	for (const struct ws_conn *c = f->live; c; c = c->next_live)
+		n++;
+	n += (unsigned)f->n_pending;
+	pthread_mutex_unlock(&f->lock);
+	return n;
 }
 
 void ws_front_add(struct ws_front *f, int fd, const struct sockaddr *addr,

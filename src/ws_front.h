@@ -13,7 +13,9 @@
 
 #include <sys/socket.h>
 
+#include "apierr.h"
 #include "config.h"
+#include "reqhead.h"
 
 #define WS_PATH "/v1/ws"
 
@@ -26,6 +28,15 @@ struct ws_front *ws_front_start(const struct config *cfg);
  * Thread-safe; takes ownership of fd. */
 void ws_front_add(struct ws_front *f, int fd, const struct sockaddr *addr,
 		  socklen_t len);
+/* The upgrade request's head as the listener parsed it: 0 when it is a
+ * WebSocket handshake this front accepts, else -1 with the error to answer
+ * (400 not an upgrade or a bad key, 426 a version other than 13, 403 an
+ * Origin outside server.cors_origins, 401 a wrong Authorization) and, in
+ * *extra, header lines to send with it or NULL. */
+int ws_front_check_upgrade(const struct reqhead *h, struct api_error *err,
+			   const char **extra);
+/* Open WebSocket connections, adopted or waiting to be. */
+unsigned ws_front_connections(struct ws_front *f);
 /* Let running requests finish for up to drain_s seconds, then close every
  * socket, stop the service thread and free f. NULL is a no-op. */
 void ws_front_stop(struct ws_front *f, unsigned drain_s);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "jsonguard.h"
 #include "util.h"
 #include "ws_proto.h"
 
@@ -70,6 +71,12 @@ int ws_proto_parse(const char *text, size_t len, bool have_key,
 	const char *type;
 
 	memset(m, 0, sizeof(*m));
+	if (jsonguard_check(text, len, MAX_DEPTH, err) < 0) {
+		json_tokener_free(tok);
+		if (!err->code)
+			err->code = "invalid_message";
+		return -1;
+	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
 				    JSON_TOKENER_VALIDATE_UTF8);
 	m->root = json_tokener_parse_ex(tok, text, (int)len);
@@ -127,9 +134,14 @@ void ws_msg_free(struct ws_msg *m)
 char *ws_proto_request_body(const struct ws_msg *m, size_t *len)
 {
 	const char *s;
+	json_object *v = NULL;
 
-	json_object_object_add(m->payload, "stream",
-			       json_object_new_boolean(m->stream));
+	/* a stream that is not a boolean stays as it is, for the pipeline
+	 * to refuse with param "stream" as it does over HTTP */
+	if (!json_object_object_get_ex(m->payload, "stream", &v) || !v ||
+	    json_object_is_type(v, json_type_boolean))
+		json_object_object_add(m->payload, "stream",
+				       json_object_new_boolean(m->stream));
 	s = json_object_to_json_string_length(m->payload, JSON_FLAGS, len);
 	return xstrndup(s, *len);
 }

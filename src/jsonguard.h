@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * jsonguard: checks on the raw text of a client's JSON that json-c does
+ * not make, run before it parses. json-c quietly turns a lone UTF-16
+ * surrogate into U+FFFD, saturates an integer that does not fit in 64 bits,
+ * reads 1e400 as infinity (and sends "1e400" on upstream), keeps the last
+ * of two equal keys, and lets raw control characters through inside
+ * strings. A request that depends on any of these would reach the
+ * provider as something other than what the client wrote, so each is a
+ * 400 naming the problem instead.
+ *
+ * One pass over the bytes, no recursion: nesting deeper than max_depth is
+ * refused before anything is built.
+ */
+#ifndef LB_JSONGUARD_H
+#define LB_JSONGUARD_H
+
+#include <stddef.h>
+
+#include "apierr.h"
+
+/* 0 when the text passes; -1 with a 400 invalid_request_error in err
+ * (param: the top-level field concerned, when it is a known one). The
+ * text must still be parsed: only the problems above are looked for. */
+int jsonguard_check(const char *text, size_t len, unsigned max_depth,
+		    struct api_error *err);
+
+/* The static spelling of a known Chat Completions field, or NULL. */
+const char *jsonguard_field(const char *name, size_t len);
+
+#endif
