@@ -12,6 +12,14 @@ apt-get install -y -qq --no-install-recommends \
 	libmicrohttpd-dev libwebsockets-dev libcurl4-gnutls-dev libjson-c-dev \
 	libyaml-dev libgnutls28-dev libpcre2-dev libsqlite3-dev libsystemd-dev check \
 	cppcheck clang-tidy valgrind
+# Packaging (packaging/check-deb.sh): build and lint the .deb, check the
+# unit (systemd-analyze), install it and ask the daemon for /health (curl);
+# rpm builds the spec file's package (rpmbuild --nodeps on Debian);
+# packaging/check-unit.sh boots the package under systemd in a throwaway
+# root (mmdebstrap, systemd-nspawn).
+apt-get install -y -qq --no-install-recommends \
+	dpkg-dev debhelper fakeroot lintian systemd curl rpm \
+	mmdebstrap systemd-container
 # Tests only: real clients drive the daemon (the official openai npm
 # package, the ws package, and a page in headless Chromium) and a real
 # forward proxy (tinyproxy) between the daemon and the mock provider.
