@@ -11,6 +11,7 @@ apt-get install -y -qq --no-install-recommends \
 	build-essential autoconf automake libtool pkg-config ca-certificates \
 	libmicrohttpd-dev libwebsockets-dev libcurl4-gnutls-dev libjson-c-dev \
 	libyaml-dev libgnutls28-dev libpcre2-dev libsqlite3-dev libsystemd-dev check \
+	gnutls-bin \
 	cppcheck clang-tidy valgrind
 # Packaging (packaging/check-deb.sh): build and lint the .deb, check the
 # unit (systemd-analyze), install it and ask the daemon for /health (curl);

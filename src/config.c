@@ -608,6 +608,21 @@ static void cors_origins(struct loader *ld, yaml_node_t *v,
 	}
 }
 
+static void tls_pair(struct loader *ld, const char *k, yaml_node_t *v,
+		     void *out)
+{
+	struct server_cfg *s = out;
+	char **slot = !strcmp(k, "cert") ? &s->tls_cert :
+		      !strcmp(k, "key") ? &s->tls_key : NULL;
+
+	if (!slot) {
+		unknown_key(ld, v);
+		return;
+	}
+	free(*slot);
+	*slot = get_string(ld, v);
+}
+
 static void server_pair(struct loader *ld, const char *k, yaml_node_t *v,
 			void *out)
 {
@@ -635,6 +650,10 @@ static void server_pair(struct loader *ld, const char *k, yaml_node_t *v,
 	} else if (!strcmp(k, "max_header_bytes")) {
 		s->max_header_bytes = (size_t)get_size(ld, v, 1024, 65536,
 						       16384);
+	} else if (!strcmp(k, "tls")) {
+		each_pair(ld, v, tls_pair, s);
+		if (!s->tls_cert != !s->tls_key)
+			errf(ld, v, "tls needs both cert and key");
 	} else if (!strcmp(k, "cors_origins")) {
 		cors_origins(ld, v, s);
 	} else {
@@ -1223,6 +1242,8 @@ void config_release(struct config *cfg)
 		free(cfg->server.cors_origins[i]);
 	free(cfg->server.cors_origins);
 	free(cfg->server.host);
+	free(cfg->server.tls_cert);
+	free(cfg->server.tls_key);
 	free(cfg->proxy.http);
 	free(cfg->proxy.https);
 	free(cfg->proxy.no_proxy);

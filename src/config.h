@@ -62,6 +62,8 @@ struct server_cfg {
 	unsigned header_timeout_s;   /* request line + headers; default 10 */
 	unsigned body_timeout_s;     /* whole request body; default 60 */
 	size_t max_header_bytes;     /* request line + headers; default 16 KiB */
+	char *tls_cert;              /* tls.cert: PEM chain; NULL = plain */
+	char *tls_key;               /* tls.key: PEM private key */
 	char **cors_origins;      /* default {"*"} */
 	size_t n_cors_origins;
 };

@@ -26,6 +26,7 @@
 #include "buf.h"
 #include "log.h"
 #include "pipeline.h"
+#include "tls.h"
 #include "util.h"
 
 #define MAX_PENDING 4096
@@ -68,6 +69,8 @@ struct listener {
 	struct closing *closing;   /* acceptor thread only */
 	size_t n_closing;
 	struct pollfd *pfds;       /* acceptor thread only */
+	pthread_mutex_t tls_lock;
+	struct tls_ctx *tls;       /* {tls_lock}; NULL: plain TCP */
 };
 
 int listener_classify(const char *bytes, size_t len, const char *ws_path)
@@ -189,6 +192,34 @@ static unsigned total_load(const struct listener *l)
 	return (unsigned)l->n_pending + (l->load ? l->load(l->ud) : 0);
 }
 
+/* With TLS on, swap *fd for the plaintext end of a new tunnel. */
+static int tls_wrap(struct listener *l, int *fd)
+{
+	struct tls_ctx *ctx;
+
+	pthread_mutex_lock(&l->tls_lock);
+	ctx = l->tls ? tls_ctx_retain(l->tls) : NULL;
+	pthread_mutex_unlock(&l->tls_lock);
+	if (!ctx)
+		return 0;
+	*fd = tls_tunnel_start(ctx, *fd);
+	tls_ctx_release(ctx);
+	return *fd < 0 ? -1 : 0;
+}
+
+void listener_set_tls(struct listener *l, struct tls_ctx *ctx)
+{
+	struct tls_ctx *old;
+
+	if (ctx)
+		tls_ctx_retain(ctx);
+	pthread_mutex_lock(&l->tls_lock);
+	old = l->tls;
+	l->tls = ctx;
+	pthread_mutex_unlock(&l->tls_lock);
+	tls_ctx_release(old);
+}
+
 static void accept_all(struct listener *l)
 {
 	while (l->n_pending < MAX_PENDING) {
@@ -205,6 +236,9 @@ static void accept_all(struct listener *l)
 			return;
 		}
 		setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		/* from here on, only the plaintext end is seen */
+		if (tls_wrap(l, &p->fd) < 0)
+			continue;
 		p->since_ms = now_ms();
 		p->seen = 0;
 		if (total_load(l) >= l->max_connections) {
@@ -346,10 +380,12 @@ static int bind_socket(const struct config *cfg, unsigned *port)
 
 struct listener *listener_start(const struct config *cfg, const char *ws_path,
 				listener_hand_fn hand, listener_load_fn load,
-				void *ud)
+				void *ud, struct tls_ctx *tls)
 {
 	struct listener *l = xcalloc(1, sizeof(*l));
 
+	pthread_mutex_init(&l->tls_lock, NULL);
+	l->tls = tls ? tls_ctx_retain(tls) : NULL;
 	l->max_connections = cfg->server.max_connections;
 	l->header_timeout_ms = (uint64_t)cfg->server.header_timeout_s * 1000;
 	l->max_header_bytes = cfg->server.max_header_bytes;
@@ -379,6 +415,8 @@ fail:
 	free(l->head);
 	free(l->pfds);
 	free(l->ws_path);
+	tls_ctx_release(l->tls);
+	pthread_mutex_destroy(&l->tls_lock);
 	free(l);
 	return NULL;
 }
@@ -407,5 +445,7 @@ void listener_stop(struct listener *l)
 	free(l->head);
 	free(l->pfds);
 	free(l->ws_path);
+	tls_ctx_release(l->tls);
+	pthread_mutex_destroy(&l->tls_lock);
 	free(l);
 }

@@ -45,10 +45,15 @@ struct listener;
  * connection beyond server.max_connections (those the fronts hold plus
  * those still sending their head) is answered 503. Returns NULL with a
  * logged error. */
+struct tls_ctx;
+/* tls: serve HTTPS/WSS with it (the listener takes a reference), or NULL. */
 struct listener *listener_start(const struct config *cfg, const char *ws_path,
 				listener_hand_fn hand, listener_load_fn load,
-				void *ud);
+				void *ud, struct tls_ctx *tls);
 unsigned listener_port(const struct listener *l);
+/* Serve TLS with ctx from the next accepted connection on (NULL: plain).
+ * Takes its own reference. Thread-safe (SIGHUP swaps certificates). */
+void listener_set_tls(struct listener *l, struct tls_ctx *ctx);
 /* Stop accepting: close the listening socket and the connections that
  * were still being classified, join the acceptor, free l. */
 void listener_stop(struct listener *l);

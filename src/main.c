@@ -23,6 +23,7 @@
 #include "limiter.h"
 #include "metrics.h"
 #include "notify.h"
+#include "tls.h"
 #include "usage.h"
 #include "tokenizer.h"
 #include "listener.h"
@@ -141,18 +142,41 @@ static void apply_logging(const struct config *cfg)
 		       (int)l->backup_count);
 }
 
-static void reload(const struct options *o)
+/* The TLS context cfg asks for: 0 with *out NULL (plain) or set, -1 with
+ * the problem logged. */
+static int make_tls(const struct config *cfg, struct tls_ctx **out)
+{
+	struct buf err;
+
+	*out = NULL;
+	if (!cfg->server.tls_cert)
+		return 0;
+	buf_init(&err, 0);
+	*out = tls_ctx_new(cfg->server.tls_cert, cfg->server.tls_key, &err);
+	if (!*out)
+		log_error("tls", "%s", err.data ? err.data : "TLS set-up failed");
+	buf_free(&err);
+	return *out ? 0 : -1;
+}
+
+/* New config, keys and certificates, all or nothing: requests already
+ * running finish on the snapshot they hold. */
+static void reload(const struct options *o, struct listener *listener)
 {
 	struct config *cfg;
+	struct tls_ctx *tls;
 
 	notify_reloading();
 	cfg = load(o);
-	if (!cfg) {
+	if (!cfg || make_tls(cfg, &tls) < 0) {
 		log_error("config", "reload of %s failed; keeping the running "
 			  "configuration", o->config_path);
+		config_release(cfg);
 		notify_ready();
 		return;
 	}
+	listener_set_tls(listener, tls);
+	tls_ctx_release(tls);
 	apply_logging(cfg);
 	pipeline_set_config(cfg);
 	config_release(cfg);
@@ -300,6 +324,7 @@ static void services_stop(struct services *sv)
 static int serve(const struct options *o, struct config *cfg)
 {
 	struct services sv = { 0 };
+	struct tls_ctx *tls;
 	struct fronts fr = { 0 };
 	struct listener *listener = NULL;
 	sigset_t set;
@@ -322,12 +347,18 @@ static int serve(const struct options *o, struct config *cfg)
 		upstream_global_cleanup();
 		return 1;
 	}
+	if (make_tls(cfg, &tls) < 0) {
+		services_stop(&sv);
+		upstream_global_cleanup();
+		return 1;
+	}
 	pipeline_set_config(cfg);
 	fr.http = http_front_start(cfg);
 	fr.ws = fr.http ? ws_front_start(cfg) : NULL;
 	if (fr.ws)
 		listener = listener_start(cfg, WS_PATH, hand_connection,
-					  front_load, &fr);
+					  front_load, &fr, tls);
+	tls_ctx_release(tls);
 	if (!listener) {
 		ws_front_stop(fr.ws, 0);
 		http_front_stop(fr.http, 0);
@@ -335,17 +366,18 @@ static int serve(const struct options *o, struct config *cfg)
 		upstream_global_cleanup();
 		return 1;
 	}
-	if (cfg->n_access_keys == 0)
-		log_warn("main", "no client keys (ACCESS_API_KEYS) are set: "
-			 "every API request will be refused with 401");
-	log_info("main", "llm-bridge %s listening on %s:%u", PACKAGE_VERSION,
-		 cfg->server.host, listener_port(listener));
+	if (cfg->n_access_keys == 0 && cfg->n_key_defs == 0)
+		log_warn("main", "no client keys (ACCESS_API_KEYS or keys:) "
+			 "are set: every API request will be refused with 401");
+	log_info("main", "llm-bridge %s listening on %s:%u%s", PACKAGE_VERSION,
+		 cfg->server.host, listener_port(listener),
+		 cfg->server.tls_cert ? " (TLS)" : "");
 	notify_ready();
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			reload(o);
+			reload(o, listener);
 			continue;
 		}
 		break;

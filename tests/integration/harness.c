@@ -294,6 +294,23 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
+static char *tls_ca;  /* h_use_tls(): https with this CA */
+static char *tls_pin; /* and, if set, this server public key */
+
+void h_use_tls(const char *ca_file)
+{
+	free(tls_ca);
+	tls_ca = ca_file ? strdup(ca_file) : NULL;
+	free(tls_pin);
+	tls_pin = NULL;
+}
+
+void h_pin_key(const char *pubkey_file)
+{
+	free(tls_pin);
+	tls_pin = pubkey_file ? strdup(pubkey_file) : NULL;
+}
+
 int h_http(unsigned port, const char *method, const char *path,
 	   const char *const *headers, const char *body, size_t body_len,
 	   struct h_resp *r)
@@ -308,8 +325,13 @@ int h_http(unsigned port, const char *method, const char *path,
 	r->abort_after = keep_abort;
 	buf_init(&r->headers, 0);
 	buf_init(&r->body, 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
+	snprintf(url, sizeof(url), "%s://127.0.0.1:%u%s",
+		 tls_ca ? "https" : "http", port, path);
 	curl_easy_setopt(c, CURLOPT_URL, url);
+	if (tls_ca)
+		curl_easy_setopt(c, CURLOPT_CAINFO, tls_ca);
+	if (tls_pin)
+		curl_easy_setopt(c, CURLOPT_PINNEDPUBLICKEY, tls_pin);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	if (!strcmp(method, "HEAD"))
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
@@ -502,4 +524,43 @@ void h_mock_reset(const struct h_proc *m)
 
 	h_http(m->port, "POST", "/_mock/reset", NULL, "", 0, &r);
 	h_resp_free(&r);
+}
+
+/* certtool templates: a CA, and a server certificate it signs. */
+static const char ca_template[] =
+	"cn = \"llm-bridge test CA\"\nca\ncert_signing_key\n"
+	"expiration_days = 2\n";
+static const char server_template[] =
+	"cn = \"localhost\"\ndns_name = \"localhost\"\n"
+	"ip_address = \"127.0.0.1\"\nip_address = \"::1\"\n"
+	"tls_www_server\nsigning_key\nencryption_key\n"
+	"expiration_days = 2\n";
+
+void h_make_certs(const char *dir, const char *prefix)
+{
+	char cmd[2048];
+	char *t1 = h_write_file(dir, "ca.tmpl", ca_template);
+	char *t2 = h_write_file(dir, "server.tmpl", server_template);
+
+	{
+		/* the CA is made once per directory, so several server
+		 * certificates can share it */
+		snprintf(cmd, sizeof(cmd),
+			 "(cd '%s' && { [ -f ca.pem ] || { "
+			 "certtool --generate-privkey --key-type=ecdsa "
+			 "--outfile ca.key && certtool --generate-self-signed "
+			 "--load-privkey ca.key --template ca.tmpl --outfile "
+			 "ca.pem; }; } && certtool --generate-privkey "
+			 "--key-type=ecdsa --outfile %s.key && certtool "
+			 "--generate-certificate --load-privkey %s.key "
+			 "--load-ca-certificate ca.pem --load-ca-privkey ca.key "
+			 "--template server.tmpl --outfile %s.pem && certtool "
+			 "--pubkey-info --load-privkey %s.key --outfile %s.pub) "
+			 ">/dev/null 2>&1", dir, prefix, prefix, prefix, prefix,
+			 prefix);
+		if (system(cmd) != 0)
+			die("certtool failed (is gnutls-bin installed?)");
+	}
+	free(t1);
+	free(t2);
 }

@@ -77,6 +77,16 @@ struct h_resp {
 int h_http(unsigned port, const char *method, const char *path,
 	   const char *const *headers, const char *body, size_t body_len,
 	   struct h_resp *r);
+/* From now on h_http() speaks HTTPS, trusting only the CA in ca_file
+ * (NULL: back to plain HTTP). */
+void h_use_tls(const char *ca_file);
+/* Also require the server's public key to be the one in pubkey_file (PEM;
+ * NULL: any key the CA vouches for). Reset by h_use_tls(). */
+void h_pin_key(const char *pubkey_file);
+/* Make a throwaway CA (once per dir) and a server certificate for
+ * 127.0.0.1/localhost with certtool in dir: ca.pem, and prefix.pem,
+ * prefix.key, prefix.pub (its public key). Aborts on failure. */
+void h_make_certs(const char *dir, const char *prefix);
 /* POST /v1/chat/completions with JSON and the default test key. */
 int h_chat(unsigned port, const char *json, struct h_resp *r);
 void h_resp_free(struct h_resp *r);
