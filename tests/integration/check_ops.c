@@ -264,6 +264,142 @@ START_TEST(https_and_certificate_renewal)
 }
 END_TEST
 
+/* ---- audit line, log file ---- */
+
+/* The JSON audit line whose request_id is id, from the log text. */
+static json_object *audit_line(const char *log, const char *id)
+{
+	char needle[128];
+	const char *p, *start;
+	json_object *o;
+	char *line;
+
+	snprintf(needle, sizeof(needle), "\"request_id\":\"%s\"", id);
+	p = strstr(log, needle);
+	if (!p)
+		return NULL;
+	start = p;
+	while (start > log && start[-1] != '\n')
+		start--;
+	line = strndup(start, (size_t)(strchr(p, '\n') - start));
+	o = json_tokener_parse(line);
+	free(line);
+	return o;
+}
+
+static char *read_all_logs(const char *file)
+{
+	struct buf b;
+	char path[300];
+
+	buf_init(&b, 0);
+	for (int n = 60; n >= 0; n--) {
+		char *t;
+
+		if (n)
+			snprintf(path, sizeof(path), "%s.%d", file, n);
+		else
+			snprintf(path, sizeof(path), "%s", file);
+		t = h_read_file(path);
+		if (t) {
+			buf_appends(&b, t);
+			free(t);
+		}
+	}
+	return buf_steal(&b);
+}
+
+START_TEST(audit_line_and_no_secrets)
+{
+	char *dir = h_tmpdir(), *extra, *logs, *stderr_log, cmd[300];
+	char file[256], *v;
+	const char *hdr[] = { "Authorization: Bearer " H_CLIENT_KEY,
+			      "X-Request-Id: my-req-1",
+			      "Content-Type: application/json", NULL };
+	const char *bad[] = { "Authorization: Bearer sk-WRONG-recognisable-1234",
+			      NULL };
+	const char *body = "{\"model\":\"mock/gpt-test\",\"messages\":"
+			   "[{\"role\":\"user\",\"content\":\"hi\"}]}";
+	struct h_resp r;
+	json_object *a;
+
+	snprintf(file, sizeof(file), "%s/log/llm-bridge.log", dir);
+	if (asprintf(&extra, "logging:\n  format: json\n  level: info\n"
+		     "  output:\n    console: true\n    file:\n"
+		     "      path: %s\n      max_size: 8192\n"
+		     "      backup_count: 50\n", file) < 0)
+		abort();
+	start(NULL, extra);
+	h_http(daemon_.port, "POST", "/v1/chat/completions", hdr, body,
+	       strlen(body), &r);
+	ck_assert_int_eq(r.status, 200);
+	v = h_header(&r, "X-Request-Id");
+	ck_assert_str_eq(v, "my-req-1");
+	free(v);
+	h_resp_free(&r);
+	h_http(daemon_.port, "GET", "/v1/models", bad, NULL, 0, &r);
+	ck_assert_int_eq(r.status, 401);
+	ck_assert_ptr_null(strstr(r.body.data, "WRONG"));
+	h_resp_free(&r);
+	/* enough traffic to rotate the 8 KiB file a few times */
+	for (int i = 0; i < 40; i++) {
+		h_chat(daemon_.port, "{\"model\":\"mock/gpt-test\",\"stream\":"
+		       "true,\"messages\":[{\"role\":\"user\",\"content\":"
+		       "\"x\"}]}", &r);
+		ck_assert_int_eq(r.status, 200);
+		h_resp_free(&r);
+	}
+	stderr_log = h_proc_log(&daemon_);
+	stop();
+	logs = read_all_logs(file);
+	a = audit_line(logs, "my-req-1");
+	ck_assert_msg(a != NULL, "no audit line for my-req-1");
+	ck_assert_str_eq(h_get_str(a, "group"), "audit");
+	ck_assert_str_eq(h_get_str(a, "front"), "http");
+	ck_assert_str_eq(h_get_str(a, "client"), "127.0.0.1");
+	ck_assert_str_eq(h_get_str(a, "model"), "mock/gpt-test");
+	ck_assert_str_eq(h_get_str(a, "provider"), "mock");
+	ck_assert_int_eq(strncmp(h_get_str(a, "key"), "key-", 4), 0);
+	ck_assert(!json_object_get_boolean(h_get(a, "stream")));
+	ck_assert_int_eq(json_object_get_int(h_get(a, "status")), 200);
+	ck_assert_int_eq(json_object_get_int(h_get(a, "upstream_status")), 200);
+	ck_assert(json_object_get_double(h_get(a, "latency_ms")) > 0);
+	ck_assert_ptr_nonnull(h_get(a, "ttfb_ms"));
+	ck_assert_ptr_nonnull(h_get(a, "overhead_us"));
+	ck_assert_int_eq(json_object_get_int(h_get(a, "prompt_tokens")), 10);
+	ck_assert_int_eq(json_object_get_int(h_get(a, "completion_tokens")), 3);
+	ck_assert_str_eq(h_get_str(a, "usage_source"), "provider");
+	ck_assert_int_gt(json_object_get_int(h_get(a, "local_prompt_tokens")), 0);
+	ck_assert(json_object_is_type(h_get(a, "error"), json_type_null));
+	json_object_put(a);
+	/* 42 audit lines, each whole, across the rotated files */
+	{
+		int n = 0;
+
+		for (char *p = logs; (p = strstr(p, "\"group\":\"audit\"")); p++)
+			n++;
+		ck_assert_int_eq(n, 41);
+	}
+	snprintf(cmd, sizeof(cmd), "%s.1", file);
+	ck_assert_int_eq(access(cmd, F_OK), 0);
+	/* no key anywhere: not the client's, not the provider's, not even
+	 * a wrong one */
+	for (int i = 0; i < 2; i++) {
+		const char *t = i ? stderr_log : logs;
+
+		ck_assert_ptr_null(strstr(t ? t : "", H_CLIENT_KEY));
+		ck_assert_ptr_null(strstr(t ? t : "", H_PROVIDER_KEY));
+		ck_assert_ptr_null(strstr(t ? t : "", "WRONG-recognisable"));
+	}
+	free(stderr_log);
+	free(logs);
+	free(extra);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ops");
@@ -275,6 +411,7 @@ int main(void)
 	tcase_add_test(tr, reload_good_and_bad);
 	tcase_add_test(tr, reload_keeps_running_streams);
 	suite_add_tcase(s, tr);
+	tcase_add_test(tr, audit_line_and_no_secrets);
 	tt = tcase_create("tls");
 	tcase_set_timeout(tt, 60);
 	tcase_add_test(tt, https_and_certificate_renewal);

@@ -159,20 +159,27 @@ int h_proc_stop(struct h_proc *p)
 	return rc;
 }
 
-char *h_proc_log(const struct h_proc *p)
+char *h_read_file(const char *path)
 {
-	FILE *f = fopen(p->log_path, "r");
+	FILE *f = fopen(path, "r");
 	struct buf b;
 	char tmp[4096];
 	size_t n;
 
+	if (!f)
+		return NULL;
 	buf_init(&b, 0);
-	if (f) {
-		while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-			buf_append(&b, tmp, n);
-		fclose(f);
-	}
-	return buf_steal(&b);
+	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+		buf_append(&b, tmp, n);
+	fclose(f);
+	return b.data ? buf_steal(&b) : strdup("");
+}
+
+char *h_proc_log(const struct h_proc *p)
+{
+	char *s = h_read_file(p->log_path);
+
+	return s ? s : strdup("");
 }
 
 static unsigned parse_listening_port(const char *log)

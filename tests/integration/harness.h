@@ -46,6 +46,8 @@ void h_daemon_start(struct h_proc *d, const char *config_yaml,
  * exit removes the child's directory; otherwise its log is kept and
  * named on stderr. */
 int h_proc_stop(struct h_proc *p);
+/* A whole file, or NULL when it cannot be read. Caller frees. */
+char *h_read_file(const char *path);
 /* The daemon's log so far. Caller frees. */
 char *h_proc_log(const struct h_proc *p);
 /* Run $LB_DAEMON with args (NULL-terminated), capture stdout+stderr into
