@@ -87,7 +87,35 @@ echo "# Gemini and DeepSeek through the SDK, WebSocket, browser"
 (cd "$work" && LB_BASE_URL="http://127.0.0.1:$port/v1" \
 	node --test --test-concurrency=1 --test-reporter=spec \
 		providers.test.mjs ws.test.mjs browser.test.mjs)
-if grep -q 'sk-compat-' "$work/daemon.log"; then
+# HTTPS and WSS: a second daemon with a throwaway certificate, and clients
+# that trust the test CA only through NODE_EXTRA_CA_CERTS
+echo "# TLS: the SDK and ws trusting the test CA"
+(cd "$work" && {
+	printf 'cn = "llm-bridge compat CA"\nca\ncert_signing_key\nexpiration_days = 2\n' >ca.tmpl
+	printf 'cn = "localhost"\nip_address = "127.0.0.1"\ntls_www_server\nsigning_key\nencryption_key\nexpiration_days = 2\n' >srv.tmpl
+	certtool --generate-privkey --key-type=ecdsa --outfile ca.key &&
+	certtool --generate-self-signed --load-privkey ca.key --template ca.tmpl --outfile ca.pem &&
+	certtool --generate-privkey --key-type=ecdsa --outfile srv.key &&
+	certtool --generate-certificate --load-privkey srv.key --load-ca-certificate ca.pem \
+		--load-ca-privkey ca.key --template srv.tmpl --outfile srv.pem
+} >/dev/null 2>&1) || { echo "certtool failed"; exit 1; }
+sed "s|^  port: 0|  port: 0\n  tls: { cert: $work/srv.pem, key: $work/srv.key }|" \
+	"$work/config.yaml" >"$work/tls.yaml"
+"$LB_DAEMON" --config "$work/tls.yaml" --env-file "$work/env" 2>"$work/tls.log" &
+tls_pid=$!
+tport=
+for _ in $(seq 200); do
+	tport=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$work/tls.log")
+	[ -n "$tport" ] && break
+	sleep 0.05
+done
+[ -n "$tport" ] || { cat "$work/tls.log"; echo "TLS daemon did not start"; exit 1; }
+(cd "$work" && NODE_EXTRA_CA_CERTS="$work/ca.pem" LB_TLS_BASE_URL="https://127.0.0.1:$tport/v1" \
+	node --test --test-reporter=spec tls.test.mjs) || { kill "$tls_pid"; exit 1; }
+kill "$tls_pid"
+rc=0; wait "$tls_pid" || rc=$?
+[ "$rc" -eq 0 ] || { cat "$work/tls.log"; echo "TLS daemon exited $rc"; exit 1; }
+if grep -q 'sk-compat-' "$work/daemon.log" "$work/tls.log"; then
 	echo "a key appeared in the daemon log"; exit 1
 fi
 # a clean exit: no crash, and no leak when built with sanitizers
