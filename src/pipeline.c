@@ -729,6 +729,18 @@ static enum pl_result finish_buffered(struct pl_request *r,
 	return PL_RESPONSE;
 }
 
+/* The in-flight request is now an in-flight stream. A stream that
+ * ended while it started (all of it arrived at once) was accounted
+ * already and stays a finished request. */
+static void mark_streaming(struct pl_request *r)
+{
+	if (r->accounted || r->streaming)
+		return;
+	r->streaming = true;
+	metrics_inflight(false, -1);
+	metrics_inflight(true, 1);
+}
+
 static enum pl_result start_request(struct pl_request *r)
 {
 	struct api_error err = { 0 };
@@ -776,8 +788,7 @@ static enum pl_result start_request(struct pl_request *r)
 	if (st == UPSTREAM_RUNNING && !atomic_load(&r->cancelled) &&
 	    r->call.stream && status >= 200 && status < 300) {
 		r->final_status = 200;
-		r->streaming = true;
-		metrics_inflight(true, 1);
+		mark_streaming(r);
 		return PL_STREAM;
 	}
 	if (st == UPSTREAM_RUNNING)
@@ -960,9 +971,7 @@ static void account(struct pl_request *r)
 	o.reasoning_tokens = (uint64_t)rec.reasoning;
 	o.cached_tokens = (uint64_t)rec.cached;
 	metrics_observe(&o);
-	metrics_inflight(false, -1);
-	if (r->streaming)
-		metrics_inflight(true, -1);
+	metrics_inflight(r->streaming, -1);
 	audit(r, status, total_us, &rec, local_completion);
 }
 

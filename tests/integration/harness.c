@@ -217,13 +217,25 @@ void h_daemon_start(struct h_proc *d, const char *config_yaml,
 	cfg_path = h_write_file(d->dir, "config.yaml", cfg_text);
 	env_path = h_write_file(d->dir, "llm-bridge.env",
 				env_text ? env_text : "");
-	char *argv[] = { (char *)daemon, "--config", cfg_path, "--env-file",
-			 env_path, NULL };
+	/* LB_VALGRIND=1: the daemon runs under memcheck, and any invalid
+	 * access or definite leak makes it exit 99, which fails the test
+	 * that stops it */
+	char *vg[] = { "valgrind", "--quiet", "--error-exitcode=99",
+		       "--leak-check=full", "--errors-for-leak-kinds=definite",
+		       "--show-leak-kinds=definite", "--track-fds=no",
+		       (char *)daemon, "--config", cfg_path, "--env-file",
+		       env_path, NULL };
+	char *plain[] = { (char *)daemon, "--config", cfg_path, "--env-file",
+			  env_path, NULL };
+	bool valgrind = getenv("LB_VALGRIND") && *getenv("LB_VALGRIND") == '1';
+
 	/* the usage database goes to the test's own directory, as it goes
 	 * to systemd's StateDirectory in production */
 	setenv("STATE_DIRECTORY", d->dir, 1);
-	d->pid = spawn(argv, -1, d->log_path);
-	deadline = h_now_ms() + 10000;
+	if (valgrind)
+		vg[0] = (char *)env_or("LB_VALGRIND_BIN", "/usr/bin/valgrind");
+	d->pid = spawn(valgrind ? vg : plain, -1, d->log_path);
+	deadline = h_now_ms() + (valgrind ? 60000 : 10000);
 	while (h_now_ms() < deadline) {
 		char *log = h_proc_log(d);
 		int st;
