@@ -46,9 +46,6 @@ static const struct bound overhead_bounds[] = {
 	{ 10000, "0.01" },
 };
 
-/* label values of a series without labels (never read) */
-static const char *const no_labels[MAX_LABELS] = { "", "", "", "" };
-
 static const char *const token_kinds[] = {
 	"prompt", "completion", "reasoning", "cached"
 };
@@ -141,7 +138,7 @@ static void grow(void)
 }
 
 static struct series *series_new(enum fam_id f, const char *const *lv,
-				 uint32_t h)
+				 size_t n, uint32_t h)
 {
 	const struct family *fam = &families[f];
 	struct series *s = xcalloc(1, sizeof(*s) +
@@ -149,7 +146,7 @@ static struct series *series_new(enum fam_id f, const char *const *lv,
 
 	s->fam = f;
 	s->hash = h;
-	for (size_t i = 0; i < fam->nlabels; i++)
+	for (size_t i = 0; i < n; i++)
 		s->labels[i] = xstrdup(lv[i]);
 	if (M.count >= M.nslots)
 		grow();
@@ -163,11 +160,11 @@ static struct series *series_new(enum fam_id f, const char *const *lv,
 	return s;
 }
 
-/* The series of family f with label values lv, created at zero if new.
- * Call under M.lock. */
-static struct series *series_get(enum fam_id f, const char *const *lv)
+/* The series of family f with the n (= its nlabels) label values lv,
+ * created at zero if new. Call under M.lock. */
+static struct series *series_get(enum fam_id f, const char *const *lv,
+				 size_t n)
 {
-	size_t n = families[f].nlabels;
 	uint32_t h = series_hash(f, lv, n);
 	struct series *s = NULL;
 
@@ -183,7 +180,7 @@ static struct series *series_get(enum fam_id f, const char *const *lv)
 		if (i == n)
 			return s;
 	}
-	return series_new(f, lv, h);
+	return series_new(f, lv, n, h);
 }
 
 static void hist_add(struct series *s, uint64_t us)
@@ -226,7 +223,7 @@ void metrics_init(void)
 	free_all();
 	M.start = time(NULL);
 	/* a histogram without labels exists from the start, at zero */
-	series_get(F_OVERHEAD, no_labels);
+	series_get(F_OVERHEAD, NULL, 0);
 	pthread_mutex_unlock(&M.lock);
 }
 
@@ -263,20 +260,20 @@ void metrics_observe(const struct metrics_obs *o)
 
 	snprintf(status, sizeof(status), "%d", o->status);
 	pthread_mutex_lock(&M.lock);
-	series_get(F_REQUESTS, req)->vals[0]++;
+	series_get(F_REQUESTS, req, ARRAY_SIZE(req))->vals[0]++;
 	if (o->prompt_tokens || o->completion_tokens || o->reasoning_tokens ||
 	    o->cached_tokens) {
-		s = series_get(F_TOKENS, pm);
+		s = series_get(F_TOKENS, pm, ARRAY_SIZE(pm));
 		s->vals[0] += o->prompt_tokens;
 		s->vals[1] += o->completion_tokens;
 		s->vals[2] += o->reasoning_tokens;
 		s->vals[3] += o->cached_tokens;
 	}
-	hist_add(series_get(F_DURATION, &provider), o->duration_us);
+	hist_add(series_get(F_DURATION, &provider, 1), o->duration_us);
 	/* an unrouted request never waited on anyone: no zero samples */
 	if (*provider)
-		hist_add(series_get(F_UPSTREAM, &provider), o->upstream_us);
-	hist_add(series_get(F_OVERHEAD, no_labels), o->overhead_us);
+		hist_add(series_get(F_UPSTREAM, &provider, 1), o->upstream_us);
+	hist_add(series_get(F_OVERHEAD, NULL, 0), o->overhead_us);
 	pthread_mutex_unlock(&M.lock);
 }
 
@@ -320,7 +317,8 @@ static void put_series(struct buf *b, const char *name, const char *suffix,
 			buf_appends(b, "\"");
 		}
 		if (xname) {
-			buf_printf(b, "%s%s=\"", fam->nlabels ? "," : "", xname);
+			buf_printf(b, "%s%s=\"", fam->nlabels ? "," : "",
+				   xname);
 			put_value(b, xval);
 			buf_appends(b, "\"");
 		}

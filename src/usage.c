@@ -27,7 +27,9 @@
 #include "log.h"
 #include "util.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 1 /* PRAGMA user_version of the schema below */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 #define BUSY_TIMEOUT_MS 5000
 #define SECS_PER_DAY 86400
 
@@ -107,7 +109,9 @@ static int64_t day_of(time_t t)
 	int64_t s = (int64_t)t;
 
 	/* floor, not truncation: the second before 1970 is day -1 */
-	return s >= 0 ? s / SECS_PER_DAY : -((-s + SECS_PER_DAY - 1) / SECS_PER_DAY);
+	if (s >= 0)
+		return s / SECS_PER_DAY;
+	return -((-s + SECS_PER_DAY - 1) / SECS_PER_DAY);
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
@@ -153,13 +157,14 @@ static int parse_day(const char *s, int64_t *day)
 
 /* ---- the table ---- */
 
-static uint32_t fnv1a(uint32_t h, const char *s)
+static uint32_t fnv1a(uint32_t h, const void *p, size_t n)
 {
-	/* the NUL is hashed too, so ("ab","c") and ("a","bc") differ */
-	do {
-		h ^= (unsigned char)*s;
+	const unsigned char *s = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= s[i];
 		h *= 16777619u;
-	} while (*s++);
+	}
 	return h;
 }
 
@@ -167,13 +172,12 @@ static uint32_t row_hash(const char *key, const char *provider,
 			 const char *model, int64_t day)
 {
 	uint32_t h = 2166136261u;
-	char d[24];
 
-	snprintf(d, sizeof(d), "%lld", (long long)day);
-	h = fnv1a(h, key);
-	h = fnv1a(h, provider);
-	h = fnv1a(h, model);
-	return fnv1a(h, d);
+	/* the NULs are hashed too, so ("ab","c") and ("a","bc") differ */
+	h = fnv1a(h, key, strlen(key) + 1);
+	h = fnv1a(h, provider, strlen(provider) + 1);
+	h = fnv1a(h, model, strlen(model) + 1);
+	return fnv1a(h, &day, sizeof(day));
 }
 
 static void grow(struct usage_store *u)
@@ -350,7 +354,7 @@ static int migrate(sqlite3 *db, struct buf *err)
 	default:
 		break;
 	}
-	if (db_exec(db, "PRAGMA user_version = 1") < 0 ||
+	if (db_exec(db, "PRAGMA user_version = " STR(SCHEMA_VERSION)) < 0 ||
 	    db_exec(db, "COMMIT") < 0)
 		goto rollback;
 	return 0;
@@ -358,7 +362,8 @@ rollback:
 	db_exec(db, "ROLLBACK");
 fail:
 	if (err)
-		buf_printf(err, "usage database schema: %s", sqlite3_errmsg(db));
+		buf_printf(err, "usage database schema: %s",
+			   sqlite3_errmsg(db));
 	return -1;
 }
 
@@ -377,7 +382,8 @@ static int set_wal(sqlite3 *db, struct buf *err)
 		mode = (const char *)sqlite3_column_text(st, 0);
 	if (!mode) {
 		if (err)
-			buf_printf(err, "usage database: %s", sqlite3_errmsg(db));
+			buf_printf(err, "usage database: %s",
+				   sqlite3_errmsg(db));
 		goto out;
 	}
 	if (strcmp(mode, "wal") != 0) {
@@ -392,6 +398,11 @@ static int set_wal(sqlite3 *db, struct buf *err)
 out:
 	sqlite3_finalize(st);
 	return rc;
+}
+
+static const char *col_str(sqlite3_stmt *st, int i)
+{
+	return nz((const char *)sqlite3_column_text(st, i));
 }
 
 static uint64_t col_u64(sqlite3_stmt *st, int i)
@@ -419,7 +430,7 @@ static int load_rows(struct usage_store *u, struct buf *err)
 		int64_t d;
 
 		if (parse_day(day, &d) < 0) {
-			log_warn("usage", "ignoring stored row with bad day '%s'",
+			log_warn("usage", "ignoring a stored row with day '%s'",
 				 day ? day : "");
 			continue;
 		}
@@ -430,10 +441,8 @@ static int load_rows(struct usage_store *u, struct buf *err)
 		c.reasoning = col_u64(st, 8);
 		c.cached = col_u64(st, 9);
 		c.cost = sqlite3_column_double(st, 10);
-		count_add(&row_get(u, nz((const char *)sqlite3_column_text(st, 0)),
-				   nz((const char *)sqlite3_column_text(st, 1)),
-				   nz((const char *)sqlite3_column_text(st, 2)),
-				   d)->total, &c);
+		count_add(&row_get(u, col_str(st, 0), col_str(st, 1),
+				   col_str(st, 2), d)->total, &c);
 	}
 	if (s == SQLITE_DONE)
 		rc = 0;
@@ -514,7 +523,9 @@ static void give_back(struct usage_store *u, const struct pending *p,
 static int bind_u64(sqlite3_stmt *st, int i, uint64_t v)
 {
 	/* SQLite integers are signed 64-bit; no token count gets near 2^63 */
-	return sqlite3_bind_int64(st, i, (sqlite3_int64)(v > INT64_MAX ? INT64_MAX : v));
+	if (v > INT64_MAX)
+		v = INT64_MAX;
+	return sqlite3_bind_int64(st, i, (sqlite3_int64)v);
 }
 
 static int write_one(struct usage_store *u, const struct pending *p)
@@ -745,7 +756,8 @@ static bool day_in(int64_t day, time_t from, time_t to)
 {
 	int64_t start = day * SECS_PER_DAY;
 
-	return (!from || start >= (int64_t)from) && (!to || start < (int64_t)to);
+	return (!from || start >= (int64_t)from) &&
+	       (!to || start < (int64_t)to);
 }
 
 static bool row_matches(const struct urow *r, const struct usage_query *q)
@@ -825,7 +837,8 @@ static int emit_group(struct buf *out, const struct qrow *g,
 	}
 	if (g->mask & G_PROVIDER) {
 		bad |= buf_appends(out, "\"provider\":");
-		bad |= buf_append_json_str(out, r->provider, strlen(r->provider));
+		bad |= buf_append_json_str(out, r->provider,
+					   strlen(r->provider));
 		bad |= buf_appends(out, ",");
 	}
 	if (g->mask & G_MODEL) {
@@ -889,20 +902,24 @@ out:
 	return rc;
 }
 
+/* key NULL adds up every key. A scan of all rows: meant for seeding
+ * budgets at startup, not for every request. */
 void usage_key_totals(struct usage_store *u, const char *key, time_t from,
 		      time_t to, uint64_t *tokens, double *cost)
 {
+	const struct urow *r;
 	uint64_t t = 0;
 	double c = 0;
 
 	if (u) {
 		pthread_mutex_lock(&u->lock);
 		for (size_t i = 0; i < u->nslots; i++) {
-			for (const struct urow *r = u->slots[i]; r; r = r->next) {
+			for (r = u->slots[i]; r; r = r->next) {
 				int64_t start = r->day * SECS_PER_DAY;
 
 				if ((key && strcmp(r->key, key) != 0) ||
-				    start < (int64_t)from || start >= (int64_t)to)
+				    start < (int64_t)from ||
+				    start >= (int64_t)to)
 					continue;
 				t += r->total.prompt + r->total.completion;
 				c += r->total.cost;
