@@ -137,7 +137,7 @@ int keys_parse_digest(const char *s, unsigned char out[KEYS_DIGEST_LEN])
 {
 	if (strncmp(s, "sha256:", 7) == 0)
 		s += 7;
-	if (strlen(s) != 2 * KEYS_DIGEST_LEN)
+	if (strlen(s) != (size_t)2 * KEYS_DIGEST_LEN)
 		return -1;
 	for (size_t i = 0; i < KEYS_DIGEST_LEN; i++) {
 		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
