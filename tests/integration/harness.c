@@ -140,6 +140,42 @@ static void remove_dir(const char *dir)
 		fprintf(stderr, "harness: cannot remove %s\n", dir);
 }
 
+/* The secret scan every test gets for free: no value of a *KEY* variable
+ * from the daemon's env file may appear anywhere in its log. Returns the
+ * number of leaks (each named on stderr by variable, never by value). */
+static int secrets_in_log(const struct h_proc *p)
+{
+	char path[128], *env, *log, *line, *save = NULL;
+	int leaks = 0;
+
+	snprintf(path, sizeof(path), "%s/llm-bridge.env", p->dir);
+	env = h_read_file(path);
+	if (!env)
+		return 0; /* not a daemon (the mock, a proxy) */
+	log = h_proc_log(p);
+	for (line = strtok_r(env, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '='), *v, *vsave = NULL;
+
+		if (!eq || !strstr(line, "KEY"))
+			continue;
+		*eq = '\0';
+		/* ACCESS_API_KEYS holds a list */
+		for (v = strtok_r(eq + 1, ",", &vsave); v;
+		     v = strtok_r(NULL, ",", &vsave)) {
+			if (strlen(v) >= 8 && strstr(log, v)) {
+				fprintf(stderr, "harness: a value of %s is in "
+					"the daemon log %s\n", line,
+					p->log_path);
+				leaks++;
+			}
+		}
+	}
+	free(log);
+	free(env);
+	return leaks;
+}
+
 int h_proc_stop(struct h_proc *p)
 {
 	int st = 0, rc;
@@ -151,6 +187,8 @@ int h_proc_stop(struct h_proc *p)
 		;
 	p->pid = 0;
 	rc = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+	if (rc == 0 && secrets_in_log(p))
+		rc = 98;
 	if (rc == 0)
 		remove_dir(p->dir);
 	else
@@ -372,6 +410,15 @@ int h_http(unsigned port, const char *method, const char *path,
 	curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
 	rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	/* every answer any test gets from the daemon is scanned for the test
+	 * keys (the mock's own pages report what it was sent) */
+	if (strncmp(path, "/_mock/", 7) != 0 &&
+	    ((r->body.data && (strstr(r->body.data, H_CLIENT_KEY) ||
+			      strstr(r->body.data, H_PROVIDER_KEY))) ||
+	    (r->headers.data && (strstr(r->headers.data, H_CLIENT_KEY) ||
+				 strstr(r->headers.data, H_PROVIDER_KEY)))))
+		die("a test key came back in an answer to %s %s", method,
+		    path);
 	curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &r->total_s);
 	curl_slist_free_all(hl);
 	curl_easy_cleanup(c);

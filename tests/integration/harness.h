@@ -42,9 +42,12 @@ void h_mock_reset(const struct h_proc *m);
  * Waits for "listening on". Aborts the run on failure. */
 void h_daemon_start(struct h_proc *d, const char *config_yaml,
 		    const char *env_text);
-/* SIGTERM and wait. Returns the exit status (or 128+signal). A clean
- * exit removes the child's directory; otherwise its log is kept and
- * named on stderr. */
+/* SIGTERM and wait. Returns the exit status (or 128+signal), or 98 when
+ * a value of any *KEY* variable of the daemon's env file appears in its
+ * log (the secret scan every integration test gets). A clean exit
+ * removes the child's directory; otherwise its log is kept and named on
+ * stderr. h_http() likewise fails the run when H_CLIENT_KEY or
+ * H_PROVIDER_KEY comes back in any answer. */
 int h_proc_stop(struct h_proc *p);
 /* A whole file, or NULL when it cannot be read. Caller frees. */
 char *h_read_file(const char *path);
