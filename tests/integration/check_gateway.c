@@ -857,10 +857,12 @@ START_TEST(sigterm_drains_streams)
 	pid_t child;
 	int pfd[2];
 	char res[16] = "";
+	long before;
 
 	h_daemon_start(&d, cfg, gateway_env);
 	free(cfg);
 	ck_assert_int_eq(pipe(pfd), 0);
+	before = h_mock_stat(&mock, "requests");
 	child = fork();
 	if (child == 0) {
 		struct h_resp r = { 0 };
@@ -873,7 +875,16 @@ START_TEST(sigterm_drains_streams)
 		_exit(0);
 	}
 	close(pfd[1]);
-	usleep(300000); /* the stream is running */
+	/* SIGTERM once the stream is running: the mock has the request
+	 * (on a loaded machine a fixed sleep may come too early) */
+	{
+		double deadline = h_now_ms() + 10000;
+
+		while (h_mock_stat(&mock, "requests") == before &&
+		       h_now_ms() < deadline)
+			usleep(10000);
+		usleep(100000);
+	}
 	ck_assert_int_eq(h_proc_stop(&d), 0);
 	ck_assert_int_gt(read(pfd[0], res, sizeof(res) - 1), 0);
 	ck_assert_str_eq(res, "done");
