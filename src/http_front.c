@@ -393,6 +393,15 @@ static enum MHD_Result serve_chat(struct MHD_Connection *conn,
 	return ret;
 }
 
+/* The client key of a GET: 0 with *key set, or -1 with err (401). */
+static int auth(struct MHD_Connection *conn, struct http_req *h,
+		const struct key_entry **key, struct api_error *err)
+{
+	return pipeline_auth(h->cfg, MHD_lookup_connection_value(conn,
+			MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION), key,
+			err);
+}
+
 static enum MHD_Result serve_models(struct MHD_Connection *conn,
 				    struct http_req *h)
 {
@@ -401,9 +410,7 @@ static enum MHD_Result serve_models(struct MHD_Connection *conn,
 	struct buf b;
 	enum MHD_Result ret;
 
-	if (pipeline_auth(h->cfg, MHD_lookup_connection_value(conn,
-			MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-			&key, &err) < 0)
+	if (auth(conn, h, &key, &err) < 0)
 		return send_error(conn, h, &err);
 	buf_init(&b, 0);
 	pipeline_models_json(h->cfg, &b);
@@ -429,9 +436,7 @@ static enum MHD_Result serve_usage(struct MHD_Connection *conn,
 	struct buf b;
 	enum MHD_Result ret;
 
-	if (pipeline_auth(h->cfg, MHD_lookup_connection_value(conn,
-			MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-			&key, &err) < 0)
+	if (auth(conn, h, &key, &err) < 0)
 		return send_error(conn, h, &err);
 	args.key = query_arg(conn, "key");
 	args.model = query_arg(conn, "model");
@@ -463,9 +468,7 @@ static enum MHD_Result serve_metrics(struct MHD_Connection *conn,
 		return send_error(conn, h, &err);
 	}
 	if (h->cfg->metrics.require_key) {
-		if (pipeline_auth(h->cfg, MHD_lookup_connection_value(conn,
-				MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-				&key, &err) < 0)
+		if (auth(conn, h, &key, &err) < 0)
 			return send_error(conn, h, &err);
 		if (!key->def || !key->def->admin) {
 			apierr_set(&err, 403, "invalid_request_error",

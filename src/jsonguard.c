@@ -79,17 +79,6 @@ static int fail(struct guard *g, const char *param, const char *fmt, ...)
 	return -1;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The 4 hex digits at s[i..i+4), or -1. */
 static long hex4(const struct guard *g, size_t i)
 {
@@ -98,7 +87,7 @@ static long hex4(const struct guard *g, size_t i)
 	if (i + 4 > g->len)
 		return -1;
 	for (size_t k = 0; k < 4; k++) {
-		int h = hexval(g->s[i + k]);
+		int h = hex_digit(g->s[i + k]);
 		if (h < 0)
 			return -1;
 		v = v * 16 + h;

@@ -122,17 +122,6 @@ bool keys_model_allowed(const struct key_entry *e, const char *model)
 	return false;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int keys_parse_digest(const char *s, unsigned char out[KEYS_DIGEST_LEN])
 {
 	if (strncmp(s, "sha256:", 7) == 0)
@@ -140,7 +129,7 @@ int keys_parse_digest(const char *s, unsigned char out[KEYS_DIGEST_LEN])
 	if (strlen(s) != (size_t)2 * KEYS_DIGEST_LEN)
 		return -1;
 	for (size_t i = 0; i < KEYS_DIGEST_LEN; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+		int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -1;

@@ -17,6 +17,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,7 @@
 
 #include <pcre2.h>
 
+#include "log.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -90,7 +93,8 @@ struct tok_encoding {
 	const char *name;
 	const char *pattern;
 	size_t n_vocab;          /* file check: ranks are 0..n_vocab-1 */
-	bool loaded;
+	_Atomic bool loaded;     /* set last, after every field above */
+	bool lazy_failed;        /* {lazy_lock}: do not retry every call */
 	pcre2_code *re;
 	unsigned char *arena;
 	uint32_t *tok_off;
@@ -382,30 +386,75 @@ static int load_one(struct tok_encoding *e, const char *dir, struct buf *errors)
 	return 0;
 }
 
+/* Where the encodings that were not needed yet are loaded from. */
+static pthread_mutex_t lazy_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *lazy_dir; /* {lazy_lock} */
+
+/*
+ * o200k_base, which nearly every model uses, is loaded now; the others
+ * only when a model first needs them (cl100k_base: gpt-4 and gpt-3.5),
+ * which keeps their 4 MB and 15 ms out of most daemons. Their files are
+ * checked now, so a missing one is still reported at start.
+ */
 int tok_load(const char *dir, struct buf *errors)
 {
+	char path[4096];
 	int rc = 0;
 
-	for (size_t i = 0; i < ARRAY_SIZE(encodings); i++)
-		if (load_one(&encodings[i], dir, errors) < 0)
+	if (load_one(&encodings[0], dir, errors) < 0)
+		rc = -1;
+	for (size_t i = 1; i < ARRAY_SIZE(encodings); i++) {
+		snprintf(path, sizeof(path), "%s/%s.tiktoken", dir,
+			 encodings[i].name);
+		if (access(path, R_OK) != 0) {
+			if (errors)
+				buf_printf(errors, "%s: %s\n", path,
+					   strerror(errno));
 			rc = -1;
+		}
+	}
+	pthread_mutex_lock(&lazy_lock);
+	free(lazy_dir);
+	lazy_dir = xstrdup(dir);
+	pthread_mutex_unlock(&lazy_lock);
 	return rc;
 }
 
 void tok_unload(void)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(encodings); i++)
+	pthread_mutex_lock(&lazy_lock);
+	free(lazy_dir);
+	lazy_dir = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(encodings); i++) {
 		free_encoding(&encodings[i]);
+		encodings[i].lazy_failed = false;
+	}
+	pthread_mutex_unlock(&lazy_lock);
 }
 
 const struct tok_encoding *tok_encoding(const char *name)
 {
+	struct tok_encoding *e = NULL;
+
 	if (!name)
 		return NULL;
 	for (size_t i = 0; i < ARRAY_SIZE(encodings); i++)
 		if (!strcmp(encodings[i].name, name))
-			return encodings[i].loaded ? &encodings[i] : NULL;
-	return NULL;
+			e = &encodings[i];
+	if (!e)
+		return NULL;
+	if (!e->loaded) {
+		/* first use: one thread loads, the others wait for it */
+		pthread_mutex_lock(&lazy_lock);
+		if (!e->loaded && lazy_dir && !e->lazy_failed &&
+		    load_one(e, lazy_dir, NULL) < 0) {
+			e->lazy_failed = true;
+			log_warn("tokenizer", "cannot load %s from %s", e->name,
+				 lazy_dir);
+		}
+		pthread_mutex_unlock(&lazy_lock);
+	}
+	return e->loaded ? e : NULL;
 }
 
 const char *tok_encoding_name(const struct tok_encoding *e)

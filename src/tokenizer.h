@@ -25,10 +25,11 @@
 
 struct tok_encoding; /* opaque; owned by the module, never freed by callers */
 
-/* Load o200k_base.tiktoken and cl100k_base.tiktoken from dir. Returns 0, or
- * -1 with a message appended to errors (may be NULL). An encoding that
- * failed stays unavailable; loading again after success is a no-op. Not
- * thread-safe: call once before starting threads. */
+/* Load o200k_base.tiktoken from dir now and cl100k_base.tiktoken on first
+ * use (tok_encoding(), thread-safe). Returns 0, or -1 with a message
+ * appended to errors (may be NULL) when a file is missing or bad. An
+ * encoding that failed stays unavailable; loading again after success is
+ * a no-op. Call before starting threads. */
 int tok_load(const char *dir, struct buf *errors);
 /* Free everything tok_load() built (for leak checkers). */
 void tok_unload(void);

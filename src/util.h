@@ -20,6 +20,8 @@ char *xstrndup(const char *s, size_t n);
 
 /* Parse a whole decimal string into [min, max]. Returns 0 or -1. */
 int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+/* The value of one hex digit, or -1. */
+int hex_digit(char c);
 
 /* Monotonic clock in microseconds / milliseconds. */
 uint64_t now_us(void);

@@ -79,13 +79,13 @@ export LB_CLIENT_KEY=sk-compat-client-key LB_MOCK_URL="http://127.0.0.1:$mport" 
 # Both base URL spellings that SDKs and chat apps are given.
 for base in "http://127.0.0.1:$port/v1" "http://127.0.0.1:$port"; do
 	echo "# openai SDK, base URL $base"
-	(cd "$work" && LB_BASE_URL=$base node --test --test-reporter=spec openai.test.mjs)
+	(cd "$work" && LB_BASE_URL=$base timeout 600 node --test --test-reporter=spec openai.test.mjs)
 done
 echo "# token counts against js-tiktoken"
-(cd "$work" && LB_DAEMON=$LB_DAEMON node --test --test-reporter=spec tokens.test.mjs)
+(cd "$work" && LB_DAEMON=$LB_DAEMON timeout 600 node --test --test-reporter=spec tokens.test.mjs)
 echo "# Gemini and DeepSeek through the SDK, WebSocket, browser"
 (cd "$work" && LB_BASE_URL="http://127.0.0.1:$port/v1" \
-	node --test --test-concurrency=1 --test-reporter=spec \
+	timeout 600 node --test --test-concurrency=1 --test-reporter=spec \
 		providers.test.mjs ws.test.mjs browser.test.mjs)
 # HTTPS and WSS: a second daemon with a throwaway certificate, and clients
 # that trust the test CA only through NODE_EXTRA_CA_CERTS
@@ -111,7 +111,7 @@ for _ in $(seq 200); do
 done
 [ -n "$tport" ] || { cat "$work/tls.log"; echo "TLS daemon did not start"; exit 1; }
 (cd "$work" && NODE_EXTRA_CA_CERTS="$work/ca.pem" LB_TLS_BASE_URL="https://127.0.0.1:$tport/v1" \
-	node --test --test-reporter=spec tls.test.mjs) || { kill "$tls_pid"; exit 1; }
+	timeout 600 node --test --test-reporter=spec tls.test.mjs) || { kill "$tls_pid"; exit 1; }
 kill "$tls_pid"
 rc=0; wait "$tls_pid" || rc=$?
 [ "$rc" -eq 0 ] || { cat "$work/tls.log"; echo "TLS daemon exited $rc"; exit 1; }

@@ -190,7 +190,8 @@ test('a slow reader is back-pressured, not buffered, and loses nothing', async (
     if (s2 === s1 && t >= 5) break;
     s1 = s2;
   }
-  await sleep(500);
+  s1 = s2;
+  await sleep(1000);
   s2 = (await mockStats()).streamed;
   const grown = rss() - before;
   ws._socket.resume();
@@ -200,14 +201,16 @@ test('a slow reader is back-pressured, not buffered, and loses nothing', async (
     if (m.type === 'chunk') chunks++;
     else done = m;
   }
+  ws.close(); // before any assertion: an open socket would keep node alive
   assert.equal(done.type, 'done');
   assert.equal(chunks, n + 2); // role, n pieces, finish
-  assert.equal(s2, s1, 'the provider kept streaming to a paused client');
-  assert.ok(s1 < 8 * 1024 * 1024, `provider streamed ${s1} bytes to a paused client`);
+  // kernel socket buffers may still take a little; a provider that kept
+  // streaming would have sent all ~14 MB within that second
+  assert.ok(s2 - s1 < 1024 * 1024, `the provider kept streaming to a paused client (${s2 - s1} bytes)`);
+  assert.ok(s2 < 8 * 1024 * 1024, `provider streamed ${s2} bytes to a paused client`);
   // sanitizer builds hold freed memory in quarantine: RSS says nothing there
   if (!process.env.LB_SANITIZED)
     assert.ok(grown < 6 * 1024, `daemon RSS grew ${grown} KiB while the client was paused`);
-  ws.close();
 });
 
 test('auth failures', async () => {

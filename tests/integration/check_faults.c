@@ -24,20 +24,6 @@ static struct h_proc mock, daemon_;
 
 #define ADMIN_KEY "lb-faults-admin-key-000000000000000000"
 
-/* A port nobody listens on: bind an ephemeral one and let it go. */
-static unsigned dead_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	bind(fd, (struct sockaddr *)&a, sizeof(a));
-	getsockname(fd, (struct sockaddr *)&a, &len);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
 static void setup(void)
 {
 	char *cfg, hex[2 * KEYS_DIGEST_LEN + 1];
@@ -58,7 +44,7 @@ static void setup(void)
 		"  - name: admin\n"
 		"    hash: sha256:%s\n"
 		"    admin: true\n",
-		mock.port, dead_port(), hex) < 0)
+		mock.port, h_free_port(), hex) < 0)
 		abort();
 	h_daemon_start(&daemon_, cfg,
 		       "ACCESS_API_KEYS=" H_CLIENT_KEY "\n"

@@ -18,24 +18,10 @@
 
 static struct h_proc mock, daemon_;
 
-/* A port nobody listens on: bind an ephemeral one and let it go. */
-static unsigned dead_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	bind(fd, (struct sockaddr *)&a, sizeof(a));
-	getsockname(fd, (struct sockaddr *)&a, &len);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
 static char *gateway_config(unsigned mport)
 {
 	char *s;
-	unsigned dead = dead_port();
+	unsigned dead = h_free_port();
 
 	if (asprintf(&s,
 		"server:\n"

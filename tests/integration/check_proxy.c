@@ -21,19 +21,6 @@
 
 static struct h_proc mock, daemon_, proxy;
 
-static unsigned free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	bind(fd, (struct sockaddr *)&a, sizeof(a));
-	getsockname(fd, (struct sockaddr *)&a, &len);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
 /* tinyproxy in the foreground with BasicAuth, on a free loopback port. */
 static void proxy_start(struct h_proc *p)
 {
@@ -44,7 +31,7 @@ static void proxy_start(struct h_proc *p)
 	memset(p, 0, sizeof(*p));
 	snprintf(p->dir, sizeof(p->dir), "%s", dir);
 	snprintf(p->log_path, sizeof(p->log_path), "%s/proxy.log", dir);
-	p->port = free_port();
+	p->port = h_free_port();
 	if (asprintf(&conf, "Port %u\nListen 127.0.0.1\nTimeout 30\n"
 		     "MaxClients 20\nLogLevel Info\nBasicAuth %s %s\n"
 		     "DisableViaHeader No\nViaProxyName \"lbtestproxy\"\n",

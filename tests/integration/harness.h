@@ -59,6 +59,9 @@ int h_run_daemon(char **output, const char *const *args);
 /* Write text into a new file in dir; returns the path (static per call
  * site is not safe: caller frees). */
 char *h_write_file(const char *dir, const char *name, const char *text);
+/* A loopback port nobody listens on now: an ephemeral one, bound and
+ * let go (for a dead provider, or a child that needs a fixed port). */
+unsigned h_free_port(void);
 /* A fresh private temp directory; caller frees. */
 char *h_tmpdir(void);
 
