@@ -58,6 +58,7 @@ struct http_req {
 	bool body_too_large;
 	uint64_t t_begin;          /* ms: the head was in */
 	char request_id[80];
+	uint64_t t_start;           /* now_us() at the first handler call */
 	char client_addr[64];
 	const char *origin;        /* allowed Origin to echo, or NULL */
 	/* streaming */
@@ -109,10 +110,19 @@ static void add_limit_headers(struct http_req *h, struct MHD_Response *resp)
 	}
 }
 
+/* Time spent inside the gateway for this request: the pipeline's figure
+ * (upstream wait left out), or since the request began for answers the
+ * front gives itself. */
+static unsigned long overhead_us(const struct http_req *h)
+{
+	return h->pl ? pipeline_overhead_us(h->pl) :
+	       (unsigned long)(now_us() - h->t_start);
+}
+
 static enum MHD_Result send_body(struct MHD_Connection *conn,
 				 struct http_req *h, unsigned status,
 				 const char *body, size_t len,
-				 const char *retry_after, unsigned long overhead)
+				 const char *retry_after)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -127,7 +137,7 @@ static enum MHD_Result send_body(struct MHD_Connection *conn,
 	add_limit_headers(h, resp);
 	if (retry_after)
 		MHD_add_response_header(resp, "Retry-After", retry_after);
-	snprintf(num, sizeof(num), "%lu", overhead);
+	snprintf(num, sizeof(num), "%lu", overhead_us(h));
 	MHD_add_response_header(resp, "x-llm-bridge-overhead-us", num);
 	ret = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
@@ -144,7 +154,7 @@ static enum MHD_Result send_error(struct MHD_Connection *conn,
 	buf_init(&b, 0);
 	apierr_to_json(err, &b);
 	ret = send_body(conn, h, (unsigned)err->status, b.data, b.len,
-			err->retry_after[0] ? err->retry_after : NULL, 0);
+			err->retry_after[0] ? err->retry_after : NULL);
 	buf_free(&b);
 	return ret;
 }
@@ -372,8 +382,7 @@ static enum MHD_Result serve_chat(struct MHD_Connection *conn,
 		size_t len;
 
 		pipeline_response(h->pl, &status, &body, &len, &retry);
-		return send_body(conn, h, (unsigned)status, body, len, retry,
-				 pipeline_overhead_us(h->pl));
+		return send_body(conn, h, (unsigned)status, body, len, retry);
 	}
 	}
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
@@ -386,7 +395,7 @@ static enum MHD_Result serve_chat(struct MHD_Connection *conn,
 	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
 	add_common_headers(h, resp);
 	add_limit_headers(h, resp);
-	snprintf(num, sizeof(num), "%lu", pipeline_overhead_us(h->pl));
+	snprintf(num, sizeof(num), "%lu", overhead_us(h));
 	MHD_add_response_header(resp, "x-llm-bridge-overhead-us", num);
 	ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);
@@ -414,7 +423,7 @@ static enum MHD_Result serve_models(struct MHD_Connection *conn,
 		return send_error(conn, h, &err);
 	buf_init(&b, 0);
 	pipeline_models_json(h->cfg, &b);
-	ret = send_body(conn, h, MHD_HTTP_OK, b.data, b.len, NULL, 0);
+	ret = send_body(conn, h, MHD_HTTP_OK, b.data, b.len, NULL);
 	buf_free(&b);
 	return ret;
 }
@@ -447,7 +456,7 @@ static enum MHD_Result serve_usage(struct MHD_Connection *conn,
 	if (acct_usage_report(key, &args, &b, &err) < 0)
 		ret = send_error(conn, h, &err);
 	else
-		ret = send_body(conn, h, MHD_HTTP_OK, b.data, b.len, NULL, 0);
+		ret = send_body(conn, h, MHD_HTTP_OK, b.data, b.len, NULL);
 	buf_free(&b);
 	return ret;
 }
@@ -618,6 +627,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 
 	if (!h) {
 		h = xcalloc(1, sizeof(*h));
+		h->t_start = now_us();
 		h->front = f;
 		h->cfg = pipeline_config_acquire();
 		buf_init(&h->body, h->cfg->server.max_body_bytes);
@@ -670,7 +680,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	switch (h->ep) {
 	case EP_HEALTH:
 		return send_body(conn, h, MHD_HTTP_OK, "{\"status\":\"ok\"}", 15,
-				 NULL, 0);
+				 NULL);
 	case EP_MODELS:
 		return serve_models(conn, h);
 	case EP_USAGE:

@@ -134,7 +134,31 @@ START_TEST(early_faults)
 	}
 	ck_assert_ptr_null(strstr(r.body.data, "[DONE]"));
 	ck_assert_ptr_null(strstr(r.body.data, H_PROVIDER_KEY));
+	/* error answers report the gateway's own time too */
+	v = h_header(&r, "x-llm-bridge-overhead-us");
+	ck_assert_ptr_nonnull(v);
+	ck_assert_int_ge(atol(v), 0);
+	free(v);
 	h_resp_free(&r);
+}
+END_TEST
+
+/* Answers the front gives itself (health, unknown URLs, a bad key) carry
+ * the overhead header as well: every response does. */
+START_TEST(front_answers_carry_overhead)
+{
+	const char *paths[] = { "/health", "/nope", "/v1/models" };
+	struct h_resp r;
+
+	for (size_t i = 0; i < 3; i++) {
+		char *v;
+
+		h_http(daemon_.port, "GET", paths[i], NULL, NULL, 0, &r);
+		v = h_header(&r, "x-llm-bridge-overhead-us");
+		ck_assert_msg(v != NULL, "%s: no overhead header", paths[i]);
+		free(v);
+		h_resp_free(&r);
+	}
 }
 END_TEST
 
@@ -353,6 +377,7 @@ int main(void)
 	tcase_add_loop_test(tu, midway_faults, 0,
 			    (int)(sizeof(midway) / sizeof(midway[0])));
 	tcase_add_test(tu, slow_drip_arrives_whole);
+	tcase_add_test(tu, front_answers_carry_overhead);
 	suite_add_tcase(s, tu);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
