@@ -480,6 +480,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 	atomic_fetch_sub(&f->inflight, 1);
 }
 
+/* printf-like: fmt comes from libmicrohttpd, never from a client */
+__attribute__((format(printf, 2, 0)))
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
