@@ -12,6 +12,11 @@ apt-get install -y -qq --no-install-recommends \
 	libmicrohttpd-dev libwebsockets-dev libcurl4-gnutls-dev libjson-c-dev \
 	libyaml-dev libgnutls28-dev libpcre2-dev libsqlite3-dev check \
 	cppcheck clang-tidy valgrind
+# Fuzzing (make fuzz, doc/fuzzing.md): clang with its sanitizer and
+# libFuzzer runtimes, and the standalone libFuzzer of the same version.
+apt-get install -y -qq --no-install-recommends clang libclang-rt-dev
+clang_major=$(clang -dumpversion | cut -d. -f1)
+apt-get install -y -qq --no-install-recommends "libfuzzer-$clang_major-dev"
 # Tests only: real clients drive the daemon (the official openai npm
 # package, the ws package, and a page in headless Chromium) and a real
 # forward proxy (tinyproxy) between the daemon and the mock provider.
