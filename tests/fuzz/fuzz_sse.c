@@ -50,7 +50,7 @@ static int run(const char *s, size_t n, size_t cap, unsigned mode,
 		else if (mode == 1)
 			k = 1;
 		else /* growing, then wrapping, piece sizes */
-			k = step = step % (mode * 3) + 1;
+			k = step = step % ((size_t)mode * 3) + 1;
 		if (k > n - i)
 			k = n - i;
 		rc = sse_feed(&p, s + i, k, on_event, r);
