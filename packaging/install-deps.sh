@@ -21,6 +21,11 @@ apt-get install -y -qq --no-install-recommends \
 apt-get install -y -qq --no-install-recommends \
 	dpkg-dev debhelper fakeroot lintian systemd curl rpm \
 	mmdebstrap systemd-container
+# Fuzzing (make fuzz, doc/fuzzing.md): clang with its sanitizer and
+# libFuzzer runtimes, and the standalone libFuzzer of the same version.
+apt-get install -y -qq --no-install-recommends clang libclang-rt-dev
+clang_major=$(clang -dumpversion | cut -d. -f1)
+apt-get install -y -qq --no-install-recommends "libfuzzer-$clang_major-dev"
 # Tests only: real clients drive the daemon (the official openai npm
 # package, the ws package, and a page in headless Chromium) and a real
 # forward proxy (tinyproxy) between the daemon and the mock provider.

@@ -730,6 +730,8 @@ unsigned http_front_connections(struct http_front *f)
 	return n > 0 ? (unsigned)n : 0;
 }
 
+/* printf-like: fmt comes from libmicrohttpd, never from a client */
+__attribute__((format(printf, 2, 0)))
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];

@@ -137,11 +137,15 @@ static bool is_number(json_object *v)
 	       json_object_is_type(v, json_type_double);
 }
 
+/* A token count (or error code) from the provider. Gemini's counts are
+ * int32, so anything outside [0, INT32_MAX] is junk: clamping it keeps
+ * the usage sums from overflowing. */
 static int64_t get_count(json_object *o, const char *key)
 {
 	json_object *v = get_type(o, key, json_type_int);
+	int64_t n = v ? json_object_get_int64(v) : 0;
 
-	return v ? json_object_get_int64(v) : 0;
+	return n < 0 ? 0 : n > INT32_MAX ? INT32_MAX : n;
 }
 
 /* Parse the whole of s (any JSON value, surrounding blanks allowed).
