@@ -354,10 +354,13 @@ static int cmp_keys(const void *a, const void *b, void *arena)
 static int close_object(struct guard *g, const struct level *l)
 {
 	size_t n = g->n_keys - l->first_key;
-	struct key *k = g->keys + l->first_key;
+	struct key *k;
 	int rc = 0;
 
+	/* an empty object may come before any key array exists: no
+	 * arithmetic on a NULL g->keys */
 	if (n > 1 && g->arena.data) {
+		k = g->keys + l->first_key;
 		qsort_r(k, n, sizeof(*k), cmp_keys, g->arena.data);
 		for (size_t i = 1; i < n && rc == 0; i++) {
 			if (cmp_keys(&k[i - 1], &k[i], g->arena.data) != 0)
