@@ -143,6 +143,30 @@ START_TEST(early_faults)
 }
 END_TEST
 
+/* A provider key goes to its own provider's host only: a redirect
+ * elsewhere is not followed (the key would travel with it), and the
+ * client gets an error, not the other host's answer. */
+START_TEST(redirects_are_not_followed)
+{
+	struct h_proc other;
+	char text[64];
+	struct h_resp r;
+
+	h_mock_start(&other);
+	for (int st = 0; st < 2; st++) {
+		snprintf(text, sizeof(text), "[mock status=%d location=%u]",
+			 st ? 302 : 307, other.port);
+		chat("mock/gpt-test", text, st, &r);
+		ck_assert_msg(r.status == 502, "status %ld: %s", r.status,
+			      r.body.data);
+		h_resp_free(&r);
+	}
+	/* (its connection count includes our own stats queries) */
+	ck_assert_int_eq(h_mock_stat(&other, "requests"), 0);
+	ck_assert_int_eq(h_proc_stop(&other), 0);
+}
+END_TEST
+
 /* Answers the front gives itself (health, unknown URLs, a bad key) carry
  * the overhead header as well: every response does. */
 START_TEST(front_answers_carry_overhead)
@@ -378,6 +402,7 @@ int main(void)
 			    (int)(sizeof(midway) / sizeof(midway[0])));
 	tcase_add_test(tu, slow_drip_arrives_whole);
 	tcase_add_test(tu, front_answers_carry_overhead);
+	tcase_add_test(tu, redirects_are_not_followed);
 	suite_add_tcase(s, tu);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);

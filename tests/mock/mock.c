@@ -68,6 +68,7 @@ static void sleep_ms(long ms)
 struct directives {
 	int status;
 	char retry_after[16];
+	char location[16];  /* location=PORT: a redirect to 127.0.0.1:PORT */
 	bool html, garbage, truncate, error_event, badjson_event, keepalive,
 		crlf, split, reasoning, echo, tools, reset, no_usage, blocked,
 		malformed, badkey;
@@ -111,6 +112,7 @@ static void parse_directives(const char *body, struct directives *d)
 			break;
 		if (!strcmp(key, "status")) d->status = atoi(val);
 		else if (!strcmp(key, "retry_after")) snprintf(d->retry_after, sizeof(d->retry_after), "%s", val);
+		else if (!strcmp(key, "location")) snprintf(d->location, sizeof(d->location), "%s", val);
 		else if (!strcmp(key, "error_body")) d->html = !strcmp(val, "html");
 		else if (!strcmp(key, "latency_ms")) d->latency_ms = atol(val);
 		else if (!strcmp(key, "chunks")) d->chunks = atoi(val);
@@ -401,6 +403,13 @@ static enum MHD_Result send_error(struct MHD_Connection *c,
 				d->html ? "text/html" : "application/json");
 	if (d->status == 429)
 		MHD_add_response_header(r, "Retry-After", d->retry_after);
+	if (d->location[0]) {
+		char url[96];
+
+		snprintf(url, sizeof(url), "http://127.0.0.1:%s/v1/chat/completions",
+			 d->location);
+		MHD_add_response_header(r, "Location", url);
+	}
 	ret = MHD_queue_response(c, (unsigned)d->status, r);
 	MHD_destroy_response(r);
 	return ret;
