@@ -41,7 +41,8 @@
 static struct h_proc mock, daemon_;
 static int children_failed;
 
-static char *config_text(unsigned mport, unsigned max_conn)
+/* timeout_s: header and body timeouts, 0 for the suite's short ones */
+static char *config_text(unsigned mport, unsigned max_conn, int timeout_s)
 {
 	char *s;
 
@@ -69,7 +70,8 @@ static char *config_text(unsigned mport, unsigned max_conn)
 		"    base_url: \"http://127.0.0.1:%u/v1beta\"\n"
 		"    models:\n"
 		"      gemini-2.5-flash: { timeout: 5 }\n",
-		MAX_BODY, max_conn, HEAD_TIMEOUT_S, BODY_TIMEOUT_S, MAX_HEAD,
+		MAX_BODY, max_conn, timeout_s ? timeout_s : HEAD_TIMEOUT_S,
+		timeout_s ? timeout_s : BODY_TIMEOUT_S, MAX_HEAD,
 		mport, mport) < 0)
 		abort();
 	return s;
@@ -85,7 +87,7 @@ static void setup(void)
 	char *cfg;
 
 	h_mock_start(&mock);
-	cfg = config_text(mock.port, 256);
+	cfg = config_text(mock.port, 256, 0);
 	h_daemon_start(&daemon_, cfg, env_text);
 	free(cfg);
 }
@@ -2201,7 +2203,9 @@ static void expect_ok_soon(unsigned port, const char *what)
 START_TEST(too_many_connections)
 {
 	struct h_proc d;
-	char *cfg = config_text(mock.port, 4);
+	/* long timeouts: the pending heads and bodies must still be
+	 * pending when the probes come, however loaded the machine */
+	char *cfg = config_text(mock.port, 4, 60);
 	int fds[4];
 
 	h_daemon_start(&d, cfg, env_text);
