@@ -1,12 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * upstream: libcurl transfers with a shared connection pool; see upstream.h.
+ * upstream: libcurl transfers, with warm connections kept between them;
+ * see upstream.h.
  *
  * Why a multi handle per transfer rather than curl_easy_perform: the
  * owning thread must be able to stop between events (to hand one SSE event
  * to the client), to watch the client's socket for a disconnect while the
  * provider is silent, and to be woken for a cancel. curl_multi_poll gives
  * all three with no extra thread.
+ *
+ * Why a pool of easy+multi pairs rather than a shared connection cache:
+ * libcurl does not support sharing connections between threads that use
+ * them at the same time (CURLSHOPT_SHARE(3)); doing it anyway corrupted
+ * freed requests under load. Each multi handle keeps its own connection
+ * cache, so a finished transfer's pair goes back to a free list with its
+ * upstream connection still open, and the next request on any thread
+ * takes it whole: no two threads ever touch one cache, the connection is
+ * reused, and the handles, their buffers and the multi's wakeup
+ * socketpair are not rebuilt for every request. DNS answers and TLS
+ * sessions, which libcurl does support sharing, stay in the CURLSH.
  */
 #include "upstream.h"
 
@@ -23,8 +35,22 @@
 #include "log.h"
 #include "util.h"
 
+/* Idle pairs kept at most: enough for the concurrency a provider sees
+ * from one gateway; beyond it a finished pair is freed. */
+#define POOL_MAX 128
+
 static CURLSH *share;
 static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+struct pair {
+	CURL *easy;
+	CURLM *multi;
+	struct pair *next;
+};
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pair *pool;     /* {pool_lock} idle pairs, warm first */
+static unsigned pool_size;    /* {pool_lock} */
 
 struct upstream_call {
 	CURL *easy;
@@ -67,12 +93,74 @@ int upstream_global_init(void)
 	curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock);
 	curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-	curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
 	return 0;
+}
+
+static void pair_destroy(CURL *easy, CURLM *multi)
+{
+	if (easy)
+		curl_easy_cleanup(easy);
+	if (multi)
+		curl_multi_cleanup(multi);
+}
+
+/* An idle pair (its connection possibly warm), or a new one. */
+static void pair_take(CURL **easy, CURLM **multi)
+{
+	struct pair *p;
+
+	pthread_mutex_lock(&pool_lock);
+	p = pool;
+	if (p) {
+		pool = p->next;
+		pool_size--;
+	}
+	pthread_mutex_unlock(&pool_lock);
+	if (p) {
+		*easy = p->easy;
+		*multi = p->multi;
+		free(p);
+		curl_easy_reset(*easy);
+		return;
+	}
+	*easy = curl_easy_init();
+	*multi = curl_multi_init();
+}
+
+/* Keep a pair whose transfer ended cleanly; free the others. */
+static void pair_give(CURL *easy, CURLM *multi, bool reusable)
+{
+	struct pair *p;
+
+	if (reusable) {
+		pthread_mutex_lock(&pool_lock);
+		if (pool_size < POOL_MAX) {
+			p = xmalloc(sizeof(*p));
+			p->easy = easy;
+			p->multi = multi;
+			p->next = pool;
+			pool = p;
+			pool_size++;
+			easy = NULL;
+			multi = NULL;
+		}
+		pthread_mutex_unlock(&pool_lock);
+	}
+	pair_destroy(easy, multi);
 }
 
 void upstream_global_cleanup(void)
 {
+	pthread_mutex_lock(&pool_lock);
+	while (pool) {
+		struct pair *p = pool;
+
+		pool = p->next;
+		pair_destroy(p->easy, p->multi);
+		free(p);
+	}
+	pool_size = 0;
+	pthread_mutex_unlock(&pool_lock);
 	if (share)
 		curl_share_cleanup(share);
 	share = NULL;
@@ -183,8 +271,7 @@ struct upstream_call *upstream_start(const struct upstream_req *req,
 	c->ud = ud;
 	c->watch_client = true;
 	c->started_us = now_us();
-	c->easy = curl_easy_init();
-	c->multi = curl_multi_init();
+	pair_take(&c->easy, &c->multi);
 	if (!c->easy || !c->multi) {
 		c->finished = true;
 		c->result = CURLE_OUT_OF_MEMORY;
@@ -295,10 +382,9 @@ void upstream_free(struct upstream_call *c)
 		return;
 	if (c->multi && c->easy)
 		curl_multi_remove_handle(c->multi, c->easy);
-	if (c->easy)
-		curl_easy_cleanup(c->easy);
-	if (c->multi)
-		curl_multi_cleanup(c->multi);
+	/* only a transfer that ran to its end leaves a clean connection */
+	pair_give(c->easy, c->multi, c->easy && c->multi && c->finished &&
+		  c->result == CURLE_OK);
 	curl_slist_free_all(c->headers);
 	free(c);
 }
