@@ -227,6 +227,8 @@ static void setup_easy(struct upstream_call *c, const struct upstream_req *req,
 	curl_easy_setopt(e, CURLOPT_SHARE, share);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	/* stream events are small; the 16 KiB default is per stream held */
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 8192L);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
