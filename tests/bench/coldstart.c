@@ -6,11 +6,13 @@
  * back. The server is left running; its pid is printed.
  *
  * Usage: bench-coldstart --port N --body-file F [-H h]... [--log FILE]
- *        [--timeout-ms 10000] -- CMD [ARG]...
+ *        [--timeout-ms 10000] [--cpu LIST] -- CMD [ARG]...
+ * --cpu pins the server (not this poller) to CPUs "1" or "0,1".
  * Prints cold_us=N and pid=N.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -65,6 +67,8 @@ int main(int argc, char **argv)
 	size_t n_headers = 0, len;
 	unsigned port = 0;
 	long timeout_ms = 10000;
+	cpu_set_t cpus;
+	bool pin = false;
 	char *req, *body;
 	uint64_t t0;
 	pid_t pid;
@@ -75,16 +79,28 @@ int main(int argc, char **argv)
 		{ "body-file", required_argument, NULL, 'b' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "timeout-ms", required_argument, NULL, 't' },
+		{ "cpu", required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
 
-	while ((c = getopt_long(argc, argv, "+p:P:b:l:t:H:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+p:P:b:l:t:c:H:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': port = (unsigned)atoi(optarg); break;
 		case 'P': path = optarg; break;
 		case 'b': body_file = optarg; break;
 		case 'l': log = optarg; break;
 		case 't': timeout_ms = atol(optarg); break;
+		case 'c': {
+			char *save = NULL, *list = strdup(optarg);
+
+			CPU_ZERO(&cpus);
+			for (char *t = strtok_r(list, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save))
+				CPU_SET(atoi(t), &cpus);
+			free(list);
+			pin = true;
+			break;
+		}
 		case 'H':
 			if (n_headers == MAX_HEADERS)
 				die("too many headers");
@@ -111,6 +127,8 @@ int main(int argc, char **argv)
 		dup2(in, 0);
 		dup2(out, 1);
 		dup2(out, 2);
+		if (pin && sched_setaffinity(0, sizeof(cpus), &cpus) < 0)
+			fprintf(stderr, "sched_setaffinity: %s\n", strerror(errno));
 		execvp(argv[optind], argv + optind);
 		fprintf(stderr, "exec %s: %s\n", argv[optind], strerror(errno));
 		_exit(127);

@@ -9,7 +9,8 @@
  * twice the interval. A frame that completes in the same read() as the
  * one before it was coalesced (held back and sent together).
  * With --pid (repeatable) it samples the summed VmRSS and thread count of
- * those processes every 20 ms and reports the peaks.
+ * those processes every 20 ms and reports the peaks, and how many streams
+ * were open when RSS peaked.
  *
  * Usage: bench-streams --port N --body-file F -c STREAMS [--frames 67]
  *        [--interval-ms 20] [--ramp-ms 1000] [--pid PID]... [-H h]...
@@ -171,6 +172,7 @@ int main(int argc, char **argv)
 	uint64_t next_sample = t0;
 	long started = 0, finished = 0, open_now = 0, open_peak = 0;
 	long rss_peak = -1, thr_peak = -1, rss_start = -1, thr_start = -1;
+	long open_at_peak = 0;
 	struct epoll_event evs[256];
 
 	if (n_pids)
@@ -205,8 +207,10 @@ int main(int argc, char **argv)
 			long rss, thr;
 
 			proc_sample(pids, n_pids, &rss, &thr);
-			if (rss > rss_peak)
+			if (rss > rss_peak) {
 				rss_peak = rss;
+				open_at_peak = open_now;
+			}
 			if (thr > thr_peak)
 				thr_peak = thr;
 			next_sample = now + 20000000u;
@@ -335,8 +339,8 @@ int main(int argc, char **argv)
 	       (unsigned long long)pct(gaps, n_gaps, 100));
 	if (n_pids)
 		printf("rss_start_kb=%ld\nthreads_start=%ld\nrss_peak_kb=%ld\n"
-		       "threads_peak=%ld\n", rss_start, thr_start, rss_peak,
-		       thr_peak);
+		       "open_at_rss_peak=%ld\nthreads_peak=%ld\n", rss_start,
+		       thr_start, rss_peak, open_at_peak, thr_peak);
 	free(ttfb);
 	free(ttft);
 	free(gaps);
