@@ -5,7 +5,8 @@
  * peaks of samples taken every --interval-ms.
  *
  * Usage: bench-procstat [--duration-ms MS] [--interval-ms MS] PID...
- * Prints rss_kb=N and threads=N.
+ * Prints rss_kb=N, threads=N and pss_kb=N (proportional set size at the
+ * last sample: shared library pages split between the processes).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -55,6 +56,7 @@ int main(int argc, char **argv)
 			break;
 		nanosleep(&ts, NULL);
 	} while (1);
-	printf("rss_kb=%ld\nthreads=%ld\n", rss_max, thr_max);
+	printf("rss_kb=%ld\nthreads=%ld\npss_kb=%ld\n", rss_max, thr_max,
+	       proc_pss(pids, n));
 	return rss_max < 0;
 }

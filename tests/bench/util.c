@@ -273,3 +273,26 @@ void proc_sample(const pid_t *pids, size_t n, long *rss_kb, long *threads)
 		fclose(f);
 	}
 }
+
+long proc_pss(const pid_t *pids, size_t n)
+{
+	long total = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		char path[64], line[256];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pids[i]);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			long v;
+
+			if (sscanf(line, "Pss: %ld", &v) == 1)
+				total = (total < 0 ? 0 : total) + v;
+		}
+		fclose(f);
+	}
+	return total;
+}

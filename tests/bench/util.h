@@ -62,4 +62,8 @@ size_t hp_feed(struct http_parser *hp, const char *p, size_t n,
 /* Sum of VmRSS (kB) and Threads over pids; -1 values when none readable. */
 void proc_sample(const pid_t *pids, size_t n, long *rss_kb, long *threads);
 
+/* Sum of Pss (kB, from smaps_rollup: shared pages split between the
+ * processes that map them) over pids; -1 when none readable. */
+long proc_pss(const pid_t *pids, size_t n);
+
 #endif
