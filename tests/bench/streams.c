@@ -10,7 +10,9 @@
  * one before it was coalesced (held back and sent together).
  * With --pid (repeatable) it samples the summed VmRSS and thread count of
  * those processes every 20 ms and reports the peaks, and how many streams
- * were open when RSS peaked.
+ * were active (answered and not yet ended) when RSS peaked. open_peak
+ * counts connections from connect() on, active_peak from the first
+ * response byte on: a server slow to accept has fewer active than open.
  *
  * Usage: bench-streams --port N --body-file F -c STREAMS [--frames 67]
  *        [--interval-ms 20] [--ramp-ms 1000] [--pid PID]... [-H h]...
@@ -171,6 +173,7 @@ int main(int argc, char **argv)
 	uint64_t t0 = now_ns(), deadline = t0 + (uint64_t)(ramp_ms + timeout_ms) * 1000000u;
 	uint64_t next_sample = t0;
 	long started = 0, finished = 0, open_now = 0, open_peak = 0;
+	long active_now = 0, active_peak = 0; /* answered, not yet ended */
 	long rss_peak = -1, thr_peak = -1, rss_start = -1, thr_start = -1;
 	long open_at_peak = 0;
 	struct epoll_event evs[256];
@@ -209,7 +212,7 @@ int main(int argc, char **argv)
 			proc_sample(pids, n_pids, &rss, &thr);
 			if (rss > rss_peak) {
 				rss_peak = rss;
-				open_at_peak = open_now;
+				open_at_peak = active_now;
 			}
 			if (thr > thr_peak)
 				thr_peak = thr;
@@ -256,8 +259,11 @@ int main(int argc, char **argv)
 						break;
 					}
 					s->read_ts = now_ns();
-					if (!s->t_first_byte)
+					if (!s->t_first_byte) {
 						s->t_first_byte = s->read_ts;
+						if (++active_now > active_peak)
+							active_peak = active_now;
+					}
 					hp_feed(&s->hp, buf, (size_t)r, on_body, s);
 					if (s->hp.error) {
 						s->state = S_FAILED;
@@ -272,6 +278,8 @@ int main(int argc, char **argv)
 				}
 			}
 			if (end) {
+				if (s->t_first_byte)
+					active_now--;
 				epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL);
 				close(s->fd);
 				s->fd = -1;
@@ -321,9 +329,9 @@ int main(int argc, char **argv)
 	}
 	printf("streams=%ld\nstall_free=%ld\ncomplete=%ld\nstalled=%ld\n"
 	       "lost=%ld\nfailed=%ld\nunfinished=%ld\nnon200=%ld\n"
-	       "frames=%ld\ncoalesced=%ld\nopen_peak=%ld\n", n, stall_free,
-	       complete, stalled, lost, failed, unfinished, non200,
-	       frames_total, coalesced, open_peak);
+	       "frames=%ld\ncoalesced=%ld\nopen_peak=%ld\nactive_peak=%ld\n", n,
+	       stall_free, complete, stalled, lost, failed, unfinished, non200,
+	       frames_total, coalesced, open_peak, active_peak);
 	printf("ttfb_p50_us=%llu\nttfb_p99_us=%llu\n",
 	       (unsigned long long)pct(ttfb, n_ttfb, 50),
 	       (unsigned long long)pct(ttfb, n_ttfb, 99));
