@@ -30,6 +30,11 @@ apt-get install -y -qq --no-install-recommends "libfuzzer-$clang_major-dev"
 # package, the ws package, and a page in headless Chromium) and a real
 # forward proxy (tinyproxy) between the daemon and the mock provider.
 apt-get install -y -qq --no-install-recommends chromium tinyproxy
+# Benchmarks only (tests/bench/run, on demand, never in make check): nginx
+# as the reference proxy and wrk as the load generator, about 3 MB with
+# their dependencies. Debian may start its own nginx service on port 80 on
+# install; the benchmark runs a private instance on a free port either way.
+apt-get install -y -qq --no-install-recommends nginx-light wrk
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 	apt-get install -y -qq --no-install-recommends nodejs npm
 fi

@@ -10,7 +10,10 @@
  * and aborted transfers, so tests can assert what the gateway sent, how it
  * pooled connections and how fast it hung up.
  *
- * Usage: mock-upstream --port N [--host ADDR]; prints "PORT <n>".
+ * Usage: mock-upstream --port N [--host ADDR] [--max-connections N];
+ * prints "PORT <n>". --max-connections raises libmicrohttpd's limit
+ * (FD_SETSIZE - 4 by default) and the descriptor limit with it, for
+ * benchmarks that hold thousands of streams.
  * Control: GET /_mock/stats (connections, requests, aborted, active,
  * streamed bytes, last_abort_ms, last_request), POST /_mock/reset.
  */
@@ -27,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -973,7 +977,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **sock_ctx,
 int main(int argc, char **argv)
 {
 	const char *host = "127.0.0.1";
-	unsigned port = 0;
+	unsigned port = 0, max_conns = FD_SETSIZE - 4; /* MHD's default */
 	struct sockaddr_storage ss = { 0 };
 	struct MHD_Daemon *d;
 	const union MHD_DaemonInfo *info;
@@ -987,6 +991,16 @@ int main(int argc, char **argv)
 			port = (unsigned)atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--host"))
 			host = argv[i + 1];
+		else if (!strcmp(argv[i], "--max-connections"))
+			max_conns = (unsigned)atoi(argv[i + 1]);
+	}
+	if (max_conns > FD_SETSIZE - 4) {
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
 	}
 	if (strchr(host, ':')) {
 		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
@@ -1010,6 +1024,7 @@ int main(int argc, char **argv)
 			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 			     MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
 			     MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+			     MHD_OPTION_CONNECTION_LIMIT, max_conns,
 			     MHD_OPTION_THREAD_STACK_SIZE, (size_t)256 * 1024,
 			     MHD_OPTION_END);
 	if (!d) {

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench-lat: request latency at concurrency 1 over one keep-alive
+ * connection (plain blocking socket, TCP_NODELAY). Sends the same POST n
+ * times after a warm-up and prints, as key=value lines, the latency
+ * percentiles in microseconds, how many responses were not 200, how many
+ * times the server closed the connection, and the median of the
+ * x-llm-bridge-overhead-us response header when the server sends one.
+ *
+ * Usage: bench-lat --port N [--host A] [--path P] --body-file F
+ *                  [-H "Name: value"]... [-n 20000] [--warmup 1000]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static int conn_fd = -1;
+static long reconnects;
+
+static int one_request(const char *host, unsigned port, const char *req,
+		       size_t len, struct http_parser *hp)
+{
+	static char buf[65536];
+	static size_t have, off;
+	size_t sent = 0;
+
+	if (conn_fd < 0) {
+		conn_fd = tcp_connect(host, port, false);
+		if (conn_fd < 0)
+			return -1;
+		reconnects++;
+		have = off = 0;
+	}
+	while (sent < len) {
+		ssize_t k = write(conn_fd, req + sent, len - sent);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			goto fail;
+		sent += (size_t)k;
+	}
+	hp_init(hp);
+	for (;;) {
+		if (off < have) {
+			off += hp_feed(hp, buf + off, have - off, NULL, NULL);
+			if (hp->error)
+				goto fail;
+			if (hp->done)
+				break;
+		}
+		ssize_t k = read(conn_fd, buf, sizeof(buf));
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k == 0 && hp->close && !hp->chunked) {
+			hp->done = true;
+			break;
+		}
+		if (k <= 0)
+			goto fail;
+		have = (size_t)k;
+		off = 0;
+	}
+	if (hp->close) {
+		close(conn_fd);
+		conn_fd = -1;
+	}
+	return 0;
+fail:
+	close(conn_fd);
+	conn_fd = -1;
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	const char *host = "127.0.0.1", *path = "/v1/chat/completions";
+	const char *body_file = NULL, *headers[MAX_HEADERS];
+	size_t n_headers = 0, len;
+	unsigned port = 0;
+	long n = 20000, warmup = 1000, errors = 0, non200 = 0;
+	uint64_t *lat, *ovh;
+	size_t n_ovh = 0;
+	char *req, *body;
+	struct http_parser hp;
+	static const struct option opts[] = {
+		{ "host", required_argument, NULL, 'h' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "path", required_argument, NULL, 'P' },
+		{ "body-file", required_argument, NULL, 'b' },
+		{ "warmup", required_argument, NULL, 'w' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h:p:P:b:w:n:H:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h': host = optarg; break;
+		case 'p': port = (unsigned)atoi(optarg); break;
+		case 'P': path = optarg; break;
+		case 'b': body_file = optarg; break;
+		case 'w': warmup = atol(optarg); break;
+		case 'n': n = atol(optarg); break;
+		case 'H':
+			if (n_headers == MAX_HEADERS)
+				die("too many headers");
+			headers[n_headers++] = optarg;
+			break;
+		default:
+			die("usage: bench-lat --port N --body-file F [-n N] "
+			    "[--warmup N] [-H header]...");
+		}
+	}
+	if (!port || !body_file || n <= 0)
+		die("bench-lat: --port and --body-file are required");
+	body = read_file(body_file);
+	req = build_request(host, port, path, headers, n_headers, body, &len);
+	lat = calloc((size_t)n, sizeof(*lat));
+	ovh = calloc((size_t)n, sizeof(*ovh));
+	if (!lat || !ovh)
+		abort();
+	for (long i = 0; i < warmup; i++)
+		if (one_request(host, port, req, len, &hp) < 0)
+			errors++;
+	reconnects = 0;
+	for (long i = 0; i < n; i++) {
+		uint64_t t0 = now_ns();
+
+		if (one_request(host, port, req, len, &hp) < 0) {
+			errors++;
+			i--;
+			if (errors > 100)
+				die("bench-lat: too many failed requests");
+			continue;
+		}
+		lat[i] = (now_ns() - t0) / 1000;
+		if (hp.status != 200)
+			non200++;
+		if (hp.overhead[0])
+			ovh[n_ovh++] = strtoull(hp.overhead, NULL, 10);
+	}
+	printf("n=%ld\nerrors=%ld\nnon200=%ld\nconnects=%ld\n", n, errors,
+	       non200, reconnects);
+	{
+		uint64_t sum = 0;
+
+		for (long i = 0; i < n; i++)
+			sum += lat[i];
+		printf("mean_us=%.1f\n", (double)sum / (double)n);
+	}
+	printf("p50_us=%llu\n", (unsigned long long)pct(lat, (size_t)n, 50));
+	printf("p90_us=%llu\n", (unsigned long long)pct(lat, (size_t)n, 90));
+	printf("p99_us=%llu\n", (unsigned long long)pct(lat, (size_t)n, 99));
+	printf("p999_us=%llu\n", (unsigned long long)pct(lat, (size_t)n, 99.9));
+	printf("max_us=%llu\n", (unsigned long long)pct(lat, (size_t)n, 100));
+	if (n_ovh)
+		printf("overhead_p50_us=%llu\noverhead_p99_us=%llu\n",
+		       (unsigned long long)pct(ovh, n_ovh, 50),
+		       (unsigned long long)pct(ovh, n_ovh, 99));
+	free(lat);
+	free(ovh);
+	free(req);
+	free(body);
+	return 0;
+}
