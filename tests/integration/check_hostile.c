@@ -2139,17 +2139,34 @@ END_TEST
 /* Too many connections (a daemon of its own, max_connections 4)       */
 /* ------------------------------------------------------------------ */
 
+/* One probe: its answer, complete or not, in r (caller frees r->in). */
+static void probe(unsigned port, struct rresp *r)
+{
+	int fd = tcp_connect(port);
+
+	memset(r, 0, sizeof(*r));
+	buf_init(&r->in, 0);
+	send_str(fd, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+	read_responses(fd, 1, 3000, r);
+	close(fd);
+}
+
+/* The listener and the fronts count a new connection as soon as their
+ * threads run; on a loaded machine that may take a moment, so probe for
+ * up to 5 s until one is refused, and check that refusal in full. */
 static void expect_503(unsigned port, const char *what)
 {
+	double deadline = h_now_ms() + 5000;
 	struct rresp r;
-	int fd = tcp_connect(port);
 	char *body;
 
-	memset(&r, 0, sizeof(r));
-	buf_init(&r.in, 0);
-	send_str(fd, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
-	read_responses(fd, 1, 3000, &r);
-	close(fd);
+	for (;;) {
+		probe(port, &r);
+		if (r.status == 503 || h_now_ms() > deadline)
+			break;
+		buf_free(&r.in);
+		usleep(100000);
+	}
 	ck_assert_msg(r.complete == 1 && r.status == 503, "%s: got %d: %.200s",
 		      what, r.status, r.in.data ? r.in.data : "");
 	body = r.in.data + r.last_body;
@@ -2158,31 +2175,6 @@ static void expect_503(unsigned port, const char *what)
 		      strcasestr(r.in.data, "\r\nRetry-After: 1\r\n"),
 		      "%s: %s", what, r.in.data);
 	buf_free(&r.in);
-}
-
-/* The listener and the fronts count a new connection as soon as their
- * threads run; on a loaded machine that may take a moment, so wait (up
- * to 5 s) for the first refusal before asserting three in a row. */
-static void expect_503_soon(unsigned port, const char *what)
-{
-	double deadline = h_now_ms() + 5000;
-
-	for (;;) {
-		struct rresp r;
-		int fd = tcp_connect(port);
-
-		memset(&r, 0, sizeof(r));
-		buf_init(&r.in, 0);
-		send_str(fd, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
-		read_responses(fd, 1, 3000, &r);
-		close(fd);
-		buf_free(&r.in);
-		if (r.status == 503 || h_now_ms() > deadline)
-			break;
-		usleep(100000);
-	}
-	for (int k = 0; k < 3; k++)
-		expect_503(port, what);
 }
 
 static void expect_ok_soon(unsigned port, const char *what)
@@ -2221,7 +2213,7 @@ START_TEST(too_many_connections)
 		send_str(fds[i], "POST /v1/chat/completions HTTP/1.1\r\nHost: x"
 			 "\r\nContent-Length: 10\r\n\r\n");
 	}
-	expect_503_soon(d.port, "four bodies pending");
+	expect_503(d.port, "four bodies pending");
 	for (int i = 0; i < 4; i++)
 		close(fds[i]);
 	expect_ok_soon(d.port, "bodies");
@@ -2231,7 +2223,7 @@ START_TEST(too_many_connections)
 		fds[i] = tcp_connect(d.port);
 		send_str(fds[i], "GET /health HTTP/1.1\r\n");
 	}
-	expect_503_soon(d.port, "four heads pending");
+	expect_503(d.port, "four heads pending");
 	for (int i = 0; i < 4; i++)
 		close(fds[i]);
 	expect_ok_soon(d.port, "heads");
@@ -2239,7 +2231,7 @@ START_TEST(too_many_connections)
 	/* four WebSockets */
 	for (int i = 0; i < 4; i++)
 		fds[i] = ws_open(d.port, false);
-	expect_503_soon(d.port, "four WebSockets open");
+	expect_503(d.port, "four WebSockets open");
 	for (int i = 0; i < 4; i++)
 		close(fds[i]);
 	expect_ok_soon(d.port, "WebSockets");
