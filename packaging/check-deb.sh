@@ -62,7 +62,7 @@ has '-rw-r--r--' 'usr/share/man/man5/llm-bridge\.yaml\.5\.gz'
 has 'drwxr-xr-x' 'var/lib/llm-bridge/'
 tokdata=$(ls "$src"/src/tokdata/*.tiktoken 2>/dev/null || :)
 for f in $tokdata; do
-	has '-rw-r--r--' "usr/share/llm-bridge/(tokdata/)?$(basename "$f" | sed 's/\./\\./g')"
+	has '-rw-r--r--' "usr/share/llm-bridge/tokenizer/$(basename "$f" | sed 's/\./\\./g')"
 done
 [ -n "$tokdata" ] && ok "tokenizer data packaged" ||
 	echo "check-deb: note: the source has no src/tokdata/*.tiktoken (nothing to check)"
