@@ -16,7 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <gnutls/crypto.h>
 #include <json-c/json.h>
 
 #include "accounting.h"
@@ -108,8 +107,9 @@ void pipeline_make_request_id(char *out, size_t n)
 {
 	unsigned char rnd[8];
 
-	if (gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof(rnd)) < 0)
-		memset(rnd, 0, sizeof(rnd));
+	/* not gnutls_rnd(): see random_bytes(); found by the soak test,
+	 * where RSS grew 25 MB per 100,000 short-lived connections */
+	random_bytes(rnd, sizeof(rnd));
 	snprintf(out, n, "req_%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0],
 		 rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 }

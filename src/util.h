@@ -20,6 +20,10 @@ char *xstrndup(const char *s, size_t n);
 
 /* Parse a whole decimal string into [min, max]. Returns 0 or -1. */
 int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+/* n random bytes from the kernel (getrandom). Aborts if it cannot: ids
+ * must be unique. Not gnutls_rnd(): GnuTLS keeps a generator per calling
+ * thread until exit, and every connection here is a new thread. */
+void random_bytes(void *buf, size_t n);
 /* The value of one hex digit, or -1. */
 int hex_digit(char c);
 

@@ -36,7 +36,6 @@
  *    is always emitted at the end (the pipeline drops it when the client
  *    did not ask), every other chunk carries "usage": null.
  */
-#include <gnutls/crypto.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +59,7 @@
 
 /* ---- small helpers ---- */
 
-/* Random [A-Za-z0-9] characters from the gnutls nonce generator. */
+/* Random [A-Za-z0-9] characters from the kernel (random_bytes). */
 static void random_alnum(char *out, size_t n)
 {
 	static const char set[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -70,11 +69,7 @@ static void random_alnum(char *out, size_t n)
 
 	while (i < n) {
 		if (j == sizeof(rnd)) {
-			if (gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof(rnd)) < 0) {
-				/* ids must be unique: no silent fallback */
-				log_error(LOG_GROUP, "gnutls_rnd failed");
-				abort();
-			}
+			random_bytes(rnd, sizeof(rnd));
 			j = 0;
 		}
 		/* 248 = 4 * 62: reject the rest to keep the draw uniform */
