@@ -806,15 +806,9 @@ enum pl_result pipeline_start(struct pl_request *r)
 {
 	enum pl_result res = start_request(r);
 
-	/* a complete answer is accounted before it is sent, and its
-	 * upstream handles go back to the pool now, warm, so the client's
-	 * next request finds them even if it comes before this one's
-	 * connection is torn down */
-	if (res == PL_RESPONSE) {
+	/* a complete answer is accounted before it is sent */
+	if (res == PL_RESPONSE)
 		account(r);
-		upstream_free(r->up);
-		r->up = NULL;
-	}
 	return res;
 }
 
