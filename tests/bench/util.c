@@ -168,6 +168,21 @@ static void parse_head(struct http_parser *hp)
 	}
 }
 
+/* Hands on up to hp->remaining of the n bytes at p as body; moves to
+ * state next once none remain. Returns the bytes consumed. */
+static size_t body_bytes(struct http_parser *hp, const char *p, size_t n,
+			 int next, body_fn on_body, void *ud)
+{
+	size_t k = n < (size_t)hp->remaining ? n : (size_t)hp->remaining;
+
+	if (on_body)
+		on_body(ud, p, k);
+	hp->remaining -= (int64_t)k;
+	if (!hp->remaining)
+		hp->state = next;
+	return k;
+}
+
 size_t hp_feed(struct http_parser *hp, const char *p, size_t n,
 	       body_fn on_body, void *ud)
 {
@@ -189,18 +204,9 @@ size_t hp_feed(struct http_parser *hp, const char *p, size_t n,
 				parse_head(hp);
 			break;
 		}
-		case HP_BODY_LEN: {
-			size_t k = n - i < (size_t)hp->remaining ? n - i :
-				   (size_t)hp->remaining;
-
-			if (on_body)
-				on_body(ud, p + i, k);
-			i += k;
-			hp->remaining -= (int64_t)k;
-			if (!hp->remaining)
-				hp->state = HP_DONE;
+		case HP_BODY_LEN:
+			i += body_bytes(hp, p + i, n - i, HP_DONE, on_body, ud);
 			break;
-		}
 		case HP_BODY_EOF:
 			if (on_body)
 				on_body(ud, p + i, n - i);
@@ -228,18 +234,10 @@ size_t hp_feed(struct http_parser *hp, const char *p, size_t n,
 			hp->state = hp->remaining ? HP_CHUNK_DATA : HP_TRAILER;
 			break;
 		}
-		case HP_CHUNK_DATA: {
-			size_t k = n - i < (size_t)hp->remaining ? n - i :
-				   (size_t)hp->remaining;
-
-			if (on_body)
-				on_body(ud, p + i, k);
-			i += k;
-			hp->remaining -= (int64_t)k;
-			if (!hp->remaining)
-				hp->state = HP_CHUNK_CRLF;
+		case HP_CHUNK_DATA:
+			i += body_bytes(hp, p + i, n - i, HP_CHUNK_CRLF, on_body,
+					ud);
 			break;
-		}
 		case HP_CHUNK_CRLF:
 			if (p[i++] == '\n')
 				hp->state = HP_CHUNK_SIZE;
