@@ -526,12 +526,20 @@ static enum MHD_Result serve_preflight(struct MHD_Connection *conn,
 	return ret;
 }
 
+/* what the kept-alive path checks of a head: the listener's limits */
+struct head_size {
+	size_t bytes;
+	unsigned fields;
+};
+
 static enum MHD_Result add_len(void *cls, enum MHD_ValueKind kind,
 			       const char *key, const char *value)
 {
-	size_t *n = cls;
+	struct head_size *hs = cls;
 
-	*n += strlen(key) + (value ? strlen(value) : 0) + 4;
+	(void)kind;
+	hs->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;
+	hs->fields++;
 	return MHD_YES;
 }
 
@@ -561,14 +569,21 @@ static enum MHD_Result begin_request(struct MHD_Connection *conn,
 	{
 		/* the listener checks the first request on a connection;
 		 * the ones after it on a kept-alive connection come here */
-		size_t head = strlen(url) + strlen(method) + 16;
+		struct head_size hs = { strlen(url) + strlen(method) + 16, 0 };
 
-		MHD_get_connection_values(conn, MHD_HEADER_KIND, add_len, &head);
-		if (head > h->cfg->server.max_header_bytes) {
+		MHD_get_connection_values(conn, MHD_HEADER_KIND, add_len, &hs);
+		if (hs.bytes > h->cfg->server.max_header_bytes) {
 			apierr_set(&err, 431, "invalid_request_error",
 				   "headers_too_large", NULL, "The request line "
 				   "and headers are larger than "
 				   "server.max_header_bytes");
+			return send_error(conn, h, &err);
+		}
+		if (hs.fields > REQHEAD_MAX_FIELDS) {
+			apierr_set(&err, 431, "invalid_request_error",
+				   "headers_too_large", NULL, "More than %d "
+				   "header fields in the request",
+				   REQHEAD_MAX_FIELDS);
 			return send_error(conn, h, &err);
 		}
 	}
@@ -753,6 +768,22 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 	log_warn("http", "%s", msg);
 }
 
+/*
+ * libmicrohttpd's per-connection memory pool. It must hold the largest
+ * head we accept, its field records (about 56 bytes each, at most
+ * REQHEAD_MAX_FIELDS) and the response head, or the engine answers a
+ * kept-alive request with an HTML 431 of its own. It should hold no more:
+ * the engine zeroes half the pool after every request, so every
+ * connection touches that half, and its size is both CPU per request and
+ * memory per open stream. Twice the head limit, never below 16 KiB.
+ */
+static size_t mhd_pool_size(size_t max_header_bytes)
+{
+	size_t n = max_header_bytes * 2;
+
+	return n < (size_t)16 * 1024 ? (size_t)16 * 1024 : n;
+}
+
 struct http_front *http_front_start(const struct config *cfg)
 {
 	struct http_front *f = xcalloc(1, sizeof(*f));
@@ -764,14 +795,13 @@ struct http_front *http_front_start(const struct config *cfg)
 	atomic_init(&f->inflight, 0);
 	atomic_init(&f->connections, 0);
 	/* the listener enforces server.max_connections with a 503; the
-	 * engine's own limit, which closes without a word, stays above it.
-	 * Its memory pool must hold the largest head we accept. */
+	 * engine's own limit, which closes without a word, stays above it. */
 	f->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, f,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
 		MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned)cfg->server.max_connections + 64,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		cfg->server.max_header_bytes * 2 + (size_t)32 * 1024,
+		mhd_pool_size(cfg->server.max_header_bytes),
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, f,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
 		MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_SIZE,

@@ -206,6 +206,7 @@ enum reqhead_result reqhead_parse(const char *buf, size_t len,
 				  struct api_error *err)
 {
 	size_t pos = 0, lim = len < max_bytes ? len : max_bytes;
+	size_t fields = 0;
 	bool first = true;
 	enum reqhead_result r;
 
@@ -240,6 +241,12 @@ enum reqhead_result reqhead_parse(const char *buf, size_t len,
 		} else if (n == 0) {
 			h->head_len = (size_t)(eol - buf) + 1;
 			break;
+		} else if (++fields > REQHEAD_MAX_FIELDS) {
+			apierr_set(err, 431, "invalid_request_error",
+				   "headers_too_large", NULL, "More than %d "
+				   "header fields in the request",
+				   REQHEAD_MAX_FIELDS);
+			return REQHEAD_BAD;
 		} else {
 			r = header_line(buf + pos, n, max_body, h, err);
 		}

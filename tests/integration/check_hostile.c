@@ -1141,6 +1141,32 @@ static void fam_oversize(void)
 	c = raw("oversize-head", b.data, b.len, 431, "headers_too_large",
 		"20 KB header on the second request of a connection");
 	c->responses = 2;
+	/* field counts: 100 fields filling the whole 16 KiB head limit must
+	 * fit the engine's pool on a kept-alive connection; 101 get our 431
+	 * on both the first request and a later one */
+	for (int second = 0; second < 2; second++) {
+		for (int nf = 100; nf <= 101; nf++) {
+			buf_reset(&b);
+			if (second)
+				buf_appends(&b, "GET /health HTTP/1.1\r\n"
+					    "Host: x\r\n\r\n");
+			buf_printf(&b, "GET /health HTTP/1.1\r\nHost: x\r\n"
+				   "X-Pad: %.15000s\r\n", pad);
+			for (int i = 2; i < nf; i++)
+				buf_printf(&b, "X-%03d: 1\r\n", i);
+			buf_appends(&b, "\r\n");
+			c = raw("oversize-head", b.data, b.len,
+				nf == 100 ? 200 : 431,
+				nf == 100 ? NULL : "headers_too_large",
+				nf == 100 ? (second ?
+				"16 KB head of 100 fields, second request: "
+				"served" : "16 KB head of 100 fields: served") :
+				(second ? "101 header fields on the second "
+				"request" : "101 header fields"));
+			if (second)
+				c->responses = 2;
+		}
+	}
 	buf_reset(&b);
 	buf_printf(&b, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
 		   "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"

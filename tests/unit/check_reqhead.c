@@ -97,6 +97,34 @@ START_TEST(size_limit)
 }
 END_TEST
 
+/* fields are counted, not only bytes: the engine's pool holds a record
+ * per field, and it is sized for REQHEAD_MAX_FIELDS of them */
+static char *head_with_fields(int n)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	buf_appends(&b, "GET / HTTP/1.1\r\n");
+	for (int i = 0; i < n; i++)
+		buf_printf(&b, "X%d: v\r\n", i);
+	buf_appends(&b, "\r\n");
+	return buf_steal(&b);
+}
+
+START_TEST(field_limit)
+{
+	char *s = head_with_fields(REQHEAD_MAX_FIELDS);
+
+	ck_assert_int_eq(parse(s), REQHEAD_OK);
+	free(s);
+	s = head_with_fields(REQHEAD_MAX_FIELDS + 1);
+	ck_assert_uint_lt(strlen(s), 1024);
+	bad(s, 431, "headers_too_large");
+	ck_assert_ptr_nonnull(strstr(err.message, "header fields"));
+	free(s);
+}
+END_TEST
+
 START_TEST(error_response)
 {
 	struct buf b;
@@ -122,6 +150,7 @@ int main(void)
 	tcase_add_test(tc, incomplete_heads_wait);
 	tcase_add_test(tc, malformed_heads);
 	tcase_add_test(tc, size_limit);
+	tcase_add_test(tc, field_limit);
 	tcase_add_test(tc, error_response);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
