@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "tls.h"
+#include "tlsrng.h"
 #include "usage.h"
 #include "tokenizer.h"
 #include "listener.h"
@@ -468,6 +469,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	apply_logging(cfg);
+	tlsrng_init();
 	rc = serve(&o, cfg);
 	config_release(cfg);
 	log_close();
