@@ -343,6 +343,9 @@ static void scripted_mix(void)
 	chat_as(ADMIN_KEY, "mock/gpt-test", "b [mock chunks=2]",
 		"\"stream\":true", &r);
 	ck_assert_int_eq(r.status, 200);
+	/* the whole stream, not just its status: the usage asserted later
+	 * depends on it */
+	ck_assert_ptr_nonnull(strstr(r.body.data, "data: [DONE]"));
 	h_resp_free(&r);
 	chat_as(ADMIN_KEY, "mock/gpt-test", "c [mock status=500]", NULL, &r);
 	ck_assert_int_eq(r.status, 502);

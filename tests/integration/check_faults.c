@@ -314,7 +314,7 @@ START_TEST(disconnect_mid_stream_is_accounted)
 	long aborted = h_mock_stat(&mock, "aborted");
 	struct h_resp r = { 0 };
 
-	r.abort_after = 400; /* a few chunks in, the client hangs up */
+	h_abort_next(400); /* a few chunks in, the client hangs up */
 	h_http(daemon_.port, "POST", "/v1/chat/completions", hdr, body,
 	       strlen(body), &r);
 	ck_assert(r.aborted_at_ms > 0);

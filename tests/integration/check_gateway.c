@@ -748,7 +748,7 @@ START_TEST(client_disconnect_aborts_upstream)
 	long aborted0 = h_mock_stat(&mock, "aborted");
 	json_object *st;
 
-	r.abort_after = 1; /* hang up after the first bytes of the stream */
+	h_abort_next(1); /* hang up after the first bytes of the stream */
 	chat("mock/gpt-test", "[mock chunks=5 stall=midstream after=2]",
 	     "\"stream\":true", &r);
 	ck_assert(r.aborted_at_ms > 0);

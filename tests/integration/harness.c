@@ -370,6 +370,13 @@ void h_pin_key(const char *pubkey_file)
 	tls_pin = pubkey_file ? strdup(pubkey_file) : NULL;
 }
 
+static size_t abort_next;
+
+void h_abort_next(size_t n)
+{
+	abort_next = n;
+}
+
 int h_http(unsigned port, const char *method, const char *path,
 	   const char *const *headers, const char *body, size_t body_len,
 	   struct h_resp *r)
@@ -378,10 +385,9 @@ int h_http(unsigned port, const char *method, const char *path,
 	struct curl_slist *hl = NULL;
 	char url[256];
 	CURLcode rc;
-	size_t keep_abort = r->abort_after;
-
 	memset(r, 0, sizeof(*r));
-	r->abort_after = keep_abort;
+	r->abort_after = abort_next;
+	abort_next = 0;
 	buf_init(&r->headers, 0);
 	buf_init(&r->body, 0);
 	snprintf(url, sizeof(url), "%s://127.0.0.1:%u%s",

@@ -73,8 +73,8 @@ struct h_resp {
 	/* Streaming: each write from curl, with its arrival time. */
 	size_t n_pieces;
 	double piece_t[256];
-	/* Stop reading after this many body bytes (then the transfer is
-	 * aborted by us: a client going away). 0 = read all. */
+	/* the body-byte count set by h_abort_next() for this request (then
+	 * the transfer is aborted by us: a client going away); 0 = read all */
 	size_t abort_after;
 	double aborted_at_ms; /* monotonic ms when we aborted */
 };
@@ -82,6 +82,12 @@ struct h_resp {
 /* Send a request to 127.0.0.1:port. headers: NULL-terminated list of
  * "Name: value" lines (NULL for none). body may be NULL. Fills r (free
  * with h_resp_free). Returns the curl code. */
+/* The next h_http() call stops reading after n body bytes and hangs up.
+ * A setting of its own rather than a field the caller fills in: r is
+ * output only, so a caller's uninitialised h_resp cannot make a request
+ * hang up at random. */
+void h_abort_next(size_t n);
+
 int h_http(unsigned port, const char *method, const char *path,
 	   const char *const *headers, const char *body, size_t body_len,
 	   struct h_resp *r);
