@@ -5,8 +5,10 @@
  * peaks of samples taken every --interval-ms.
  *
  * Usage: bench-procstat [--duration-ms MS] [--interval-ms MS] PID...
- * Prints rss_kb=N, threads=N and pss_kb=N (proportional set size at the
- * last sample: shared library pages split between the processes).
+ * Prints rss_kb=N, threads=N, pss_kb=N (proportional set size at the
+ * last sample: shared library pages split between the processes) and
+ * anon_kb=N (anonymous memory at the last sample: heap and stacks, none
+ * of the file pages that RSS counts).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -56,7 +58,7 @@ int main(int argc, char **argv)
 			break;
 		nanosleep(&ts, NULL);
 	} while (1);
-	printf("rss_kb=%ld\nthreads=%ld\npss_kb=%ld\n", rss_max, thr_max,
-	       proc_pss(pids, n));
+	printf("rss_kb=%ld\nthreads=%ld\npss_kb=%ld\nanon_kb=%ld\n", rss_max,
+	       thr_max, proc_pss(pids, n), proc_anon(pids, n));
 	return rss_max < 0;
 }

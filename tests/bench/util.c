@@ -272,25 +272,39 @@ void proc_sample(const pid_t *pids, size_t n, long *rss_kb, long *threads)
 	}
 }
 
-long proc_pss(const pid_t *pids, size_t n)
+/* The sum over the processes of the "Name: N kB" line of a /proc file. */
+static long proc_sum(const pid_t *pids, size_t n, const char *file,
+		     const char *name)
 {
+	size_t len = strlen(name);
 	long total = -1;
 
 	for (size_t i = 0; i < n; i++) {
 		char path[64], line[256];
 		FILE *f;
 
-		snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pids[i]);
+		snprintf(path, sizeof(path), "/proc/%d/%s", (int)pids[i], file);
 		f = fopen(path, "r");
 		if (!f)
 			continue;
 		while (fgets(line, sizeof(line), f)) {
-			long v;
-
-			if (sscanf(line, "Pss: %ld", &v) == 1)
-				total = (total < 0 ? 0 : total) + v;
+			if (!strncmp(line, name, len) && line[len] == ':') {
+				total = (total < 0 ? 0 : total) +
+					atol(line + len + 1);
+				break;
+			}
 		}
 		fclose(f);
 	}
 	return total;
+}
+
+long proc_pss(const pid_t *pids, size_t n)
+{
+	return proc_sum(pids, n, "smaps_rollup", "Pss");
+}
+
+long proc_anon(const pid_t *pids, size_t n)
+{
+	return proc_sum(pids, n, "status", "RssAnon");
 }

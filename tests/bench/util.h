@@ -65,5 +65,7 @@ void proc_sample(const pid_t *pids, size_t n, long *rss_kb, long *threads);
 /* Sum of Pss (kB, from smaps_rollup: shared pages split between the
  * processes that map them) over pids; -1 when none readable. */
 long proc_pss(const pid_t *pids, size_t n);
+/* Anonymous resident memory (RssAnon: heap, stacks; no file pages). */
+long proc_anon(const pid_t *pids, size_t n);
 
 #endif
