@@ -511,6 +511,7 @@ static const char *check_header(const struct tok_encoding *e,
 	if (h->n_slots < 2 * h->n_vocab || h->n_slots > UINT32_MAX ||
 	    (h->n_slots & (h->n_slots - 1)) || h->max_probe >= h->n_slots ||
 	    h->max_len == 0 || h->max_len > UINT16_MAX ||
+	    h->max_len > h->arena_len || /* rank_of: arena_len - n */
 	    h->arena_len > UINT32_MAX ||
 	    !table_fits(h->arena_at, h->arena_len, size) ||
 	    !table_fits(h->tok_off_at, h->n_vocab * sizeof(uint32_t), size) ||
