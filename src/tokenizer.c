@@ -525,9 +525,12 @@ static const char *check_header(const struct tok_encoding *e,
 }
 
 /* Map the image at path and point e's tables into it. The .tiktoken at
- * text_path, when there is one, must be the size the image was made
- * from: otherwise the image is stale. Returns 0; or -1 with errno set
- * (ENOENT: no image) and *why saying what is wrong. */
+ * text_path (may be NULL), when there is one, must be the size the image
+ * was made from: otherwise the image is stale. Returns 0; or -1 with
+ * errno set (ENOENT: no image) and *why saying what is wrong.
+ * The file must not be rewritten in place while mapped (a shorter file
+ * would fault): installs replace it (install(1), dpkg and rpm unlink or
+ * rename), which leaves the mapped copy intact. */
 static int map_image(struct tok_encoding *e, const char *path,
 		     const char *text_path, const char **why)
 {
@@ -563,7 +566,7 @@ static int map_image(struct tok_encoding *e, const char *path,
 	(void)madvise(map, (size_t)st.st_size, MADV_RANDOM);
 	h = map;
 	*why = check_header(e, h, (uint64_t)st.st_size);
-	if (!*why && stat(text_path, &tst) == 0 &&
+	if (!*why && text_path && stat(text_path, &tst) == 0 &&
 	    (uint64_t)tst.st_size != h->src_size)
 		*why = "stale: made from another version of the .tiktoken file";
 	if (*why) {
@@ -699,7 +702,7 @@ int tok_image_verify(const char *name, const char *path, struct buf *errors)
 	e.name = tmpl->name;
 	e.n_vocab = tmpl->n_vocab;
 	/* No text to compare with: the staleness check is the loader's. */
-	if (map_image(&e, path, "", &why) < 0) {
+	if (map_image(&e, path, NULL, &why) < 0) {
 		if (errors)
 			buf_printf(errors, "%s: %s\n", path,
 				   why ? why : strerror(errno));
