@@ -488,7 +488,7 @@ static bool table_fits(uint64_t at, uint64_t len, uint64_t size)
 static const char *check_header(const struct tok_encoding *e,
 				const struct img_header *h, uint64_t size)
 {
-	if (size < sizeof(*h) || memcmp(h->magic, IMG_MAGIC, 8))
+	if (size < sizeof(*h) || memcmp(h->magic, IMG_MAGIC, 8) != 0)
 		return "not a tokenizer image (bad magic)";
 	if (h->version != IMG_VERSION)
 		return "unsupported image version";
@@ -503,7 +503,7 @@ static const char *check_header(const struct tok_encoding *e,
 		return "image header checksum mismatch (corrupt)";
 	if (h->file_size != size)
 		return "image size differs from its header (truncated?)";
-	if (strncmp(h->name, e->name, sizeof(h->name)) ||
+	if (strncmp(h->name, e->name, sizeof(h->name)) != 0 ||
 	    h->n_vocab != e->n_vocab)
 		return "image is of another encoding";
 	/* From here on the header is what tokimg wrote; these checks keep
