@@ -790,10 +790,12 @@ static pthread_mutex_t lazy_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *lazy_dir; /* {lazy_lock} */
 
 /*
- * o200k_base, which nearly every model uses, is loaded now; the others
- * only when a model first needs them (cl100k_base: gpt-4 and gpt-3.5),
- * which keeps their 4 MB and 15 ms out of most daemons. Their files are
- * checked now, so a missing one is still reported at start.
+ * o200k_base, which nearly every model uses, is loaded now: from an image
+ * that is about 0.3 ms (map and header check 0.03 ms, PCRE2 compile 0.07,
+ * JIT 0.2), so the first request pays nothing. The others are loaded when
+ * a model first needs them (cl100k_base: gpt-4 and gpt-3.5), 0.1 ms from
+ * an image, but 15 ms and 4 MB when only the text is there. Their files
+ * are checked now, so a missing one is still reported at start.
  */
 int tok_load(const char *dir, struct buf *errors)
 {
