@@ -3,7 +3,9 @@
 #  1. build it from `make dist` output (packaging/build-deb.sh);
 #  2. lintian: any error fails, warnings are shown;
 #  3. contents: the binary, conffiles, unit, sysusers.d file, man pages,
-#     state directory and (when the source has it) the tokenizer data;
+#     state directory and (when the source has it) the tokenizer data:
+#     one compiled image (*.tokimg) per src/tokdata/*.tiktoken, which
+#     the installed `llm-bridge tokens` must then be able to use;
 #  4. install it (apt-get install ./llm-bridge_*.deb, which pulls the
 #     dependencies), check the user, modes and owners, validate the unit
 #     and its systemd-analyze security score (2.5 or better);
@@ -62,7 +64,7 @@ has '-rw-r--r--' 'usr/share/man/man5/llm-bridge\.yaml\.5\.gz'
 has 'drwxr-xr-x' 'var/lib/llm-bridge/'
 tokdata=$(ls "$src"/src/tokdata/*.tiktoken 2>/dev/null || :)
 for f in $tokdata; do
-	has '-rw-r--r--' "usr/share/llm-bridge/tokenizer/$(basename "$f" | sed 's/\./\\./g')"
+	has '-rw-r--r--' "usr/share/llm-bridge/tokenizer/$(basename "$f" .tiktoken)\\.tokimg"
 done
 [ -n "$tokdata" ] && ok "tokenizer data packaged" ||
 	echo "check-deb: note: the source has no src/tokdata/*.tiktoken (nothing to check)"
@@ -104,6 +106,15 @@ $as_root setpriv --reuid=llm-bridge --regid=llm-bridge --init-groups \
 	--env-file /etc/llm-bridge/llm-bridge.env ||
 	fail "--check-config as user llm-bridge (can it read the key file?)"
 ok "installed configuration valid, key file readable by llm-bridge"
+if [ -n "$tokdata" ]; then
+	# "Hello world" is 2 tokens in both encodings; exit 1 if no table loads
+	for m in gpt-4o gpt-4; do
+		n=$(printf 'Hello world' | /usr/sbin/llm-bridge tokens --model "$m") ||
+			fail "llm-bridge tokens --model $m (installed tokenizer data)"
+		[ "$n" = 2 ] || fail "llm-bridge tokens --model $m counted $n, not 2"
+	done
+	ok "installed tokenizer images load"
+fi
 
 # Start the daemon as the unit would, on a free port, and ask /health.
 tmp=$(mktemp -d /tmp/check-deb-XXXXXX)

@@ -5,8 +5,10 @@
  *
  * Text is split into pre-tokens with each encoding's split regex (PCRE2,
  * JIT when available), then every pre-token is byte-pair merged by rank.
- * The rank tables are tiktoken's plain "<base64 token> <rank>" files,
- * read once by tok_load() into one arena per encoding.
+ * The rank tables come from tiktoken's plain "<base64 token> <rank>"
+ * files, compiled at build time into images (NAME.tokimg, made by tokimg
+ * with tok_image_write()) that tok_load() maps read-only; the text files
+ * themselves still load, more slowly, where there is no image.
  *
  * Threads: tok_load() is called once at startup, before other threads use
  * the tokenizer. After that the encodings are immutable and shared; every
@@ -16,6 +18,7 @@
 #ifndef LB_TOKENIZER_H
 #define LB_TOKENIZER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,11 +28,13 @@
 
 struct tok_encoding; /* opaque; owned by the module, never freed by callers */
 
-/* Load o200k_base.tiktoken from dir now and cl100k_base.tiktoken on first
- * use (tok_encoding(), thread-safe). Returns 0, or -1 with a message
- * appended to errors (may be NULL) when a file is missing or bad. An
- * encoding that failed stays unavailable; loading again after success is
- * a no-op. Call before starting threads. */
+/* Load o200k_base from dir now and cl100k_base on first use
+ * (tok_encoding(), thread-safe). Each is NAME.tokimg, mapped, or when
+ * there is no usable image NAME.tiktoken, parsed (an image that exists but
+ * is corrupt, stale or of another version is logged, then the text is
+ * tried). Returns 0, or -1 with a message appended to errors (may be NULL)
+ * when neither file is usable. An encoding that failed stays unavailable;
+ * loading again after success is a no-op. Call before starting threads. */
 int tok_load(const char *dir, struct buf *errors);
 /* Free everything tok_load() built (for leak checkers). */
 void tok_unload(void);
@@ -37,6 +42,18 @@ void tok_unload(void);
 /* "o200k_base" or "cl100k_base"; NULL when unknown or not loaded. */
 const struct tok_encoding *tok_encoding(const char *name);
 const char *tok_encoding_name(const struct tok_encoding *e);
+/* Whether e's tables are mapped from an image (false: parsed text). */
+bool tok_encoding_mapped(const struct tok_encoding *e);
+
+/* Compile the .tiktoken file src of encoding name into an image at out
+ * (what the build's tokimg does). Returns 0, or -1 with a message
+ * appended to errors (may be NULL). */
+int tok_image_write(const char *name, const char *src, const char *out,
+		    struct buf *errors);
+/* Check the image at path as tok_load() does and also its tables'
+ * checksum, which tok_load() skips because it reads every page. Returns
+ * 0, or -1 with a message appended to errors (may be NULL). */
+int tok_image_verify(const char *name, const char *path, struct buf *errors);
 
 /* The encoding a model uses. A "provider/" prefix and a "<variant>" suffix
  * are stripped first. gpt-4o*, gpt-4.1*, gpt-4.5*, gpt-5*, o1*, o3*, o4*,
@@ -97,9 +114,9 @@ void tok_stream_free(struct tok_stream *st);
  */
 int64_t tok_count_messages(const struct tok_encoding *e, json_object *messages);
 
-/* Where the rank tables are: $LB_TOKENIZER_DIR, else PKGDATADIR
- * "/tokenizer" when installed, else "tokdata" next to the executable (a
- * build tree). Returns env, a literal, or buf (size >= PATH_MAX-ish). */
+/* Where the rank tables (images or text) are: $LB_TOKENIZER_DIR, else
+ * PKGDATADIR "/tokenizer" when installed, else "tokdata" next to the
+ * executable (a build tree, where the build writes the images). Returns env, a literal, or buf (size >= PATH_MAX-ish). */
 const char *tok_data_dir(char *buf, size_t size);
 
 /* `llm-bridge tokens [--encoding NAME | --model MODEL] < FILE`: print the
