@@ -64,7 +64,7 @@ has '-rw-r--r--' 'usr/share/man/man5/llm-bridge\.yaml\.5\.gz'
 has 'drwxr-xr-x' 'var/lib/llm-bridge/'
 tokdata=$(ls "$src"/src/tokdata/*.tiktoken 2>/dev/null || :)
 for f in $tokdata; do
-	has '-rw-r--r--' "usr/share/llm-bridge/tokenizer/$(basename "$f" .tiktoken)\\.tokimg"
+	has '-rw-r--r--' "usr/lib/(x86_64-linux-gnu/)?llm-bridge/tokenizer/$(basename "$f" .tiktoken)\\.tokimg"
 done
 [ -n "$tokdata" ] && ok "tokenizer data packaged" ||
 	echo "check-deb: note: the source has no src/tokdata/*.tiktoken (nothing to check)"

@@ -1345,9 +1345,9 @@ const char *tok_data_dir(char *buf, size_t size)
 
 	if (env && *env)
 		return env;
-	if (access(PKGDATADIR "/tokenizer/o200k_base.tokimg", R_OK) == 0 ||
-	    access(PKGDATADIR "/tokenizer/o200k_base.tiktoken", R_OK) == 0)
-		return PKGDATADIR "/tokenizer";
+	if (access(PKGLIBDIR "/tokenizer/o200k_base.tokimg", R_OK) == 0 ||
+	    access(PKGLIBDIR "/tokenizer/o200k_base.tiktoken", R_OK) == 0)
+		return PKGLIBDIR "/tokenizer";
 	/* not installed: a build tree keeps the tables next to the binary */
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n > 0) {
@@ -1360,7 +1360,7 @@ const char *tok_data_dir(char *buf, size_t size)
 				return buf;
 		}
 	}
-	return PKGDATADIR "/tokenizer";
+	return PKGLIBDIR "/tokenizer";
 }
 
 /* --null: stdin holds NUL-separated texts; one count per line out. */

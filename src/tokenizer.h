@@ -115,12 +115,12 @@ void tok_stream_free(struct tok_stream *st);
 int64_t tok_count_messages(const struct tok_encoding *e, json_object *messages);
 
 /* Where the rank tables (images or text) are: $LB_TOKENIZER_DIR, else
- * PKGDATADIR "/tokenizer" when installed, else "tokdata" next to the
+ * PKGLIBDIR "/tokenizer" when installed, else "tokdata" next to the
  * executable (a build tree, where the build writes the images). Returns env, a literal, or buf (size >= PATH_MAX-ish). */
 const char *tok_data_dir(char *buf, size_t size);
 
 /* `llm-bridge tokens [--encoding NAME | --model MODEL] < FILE`: print the
- * token count of stdin. Data from $LB_TOKENIZER_DIR or PKGDATADIR
+ * token count of stdin. Data from $LB_TOKENIZER_DIR or PKGLIBDIR
  * "/tokenizer". Returns the process exit status. */
 int tok_cli(int argc, char **argv);
 
