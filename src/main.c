@@ -297,10 +297,22 @@ static int services_start(const struct config *cfg, struct services *sv)
 	const char *dir = tok_data_dir(dirbuf, sizeof(dirbuf));
 
 	buf_init(&err, 0);
-	if (tok_load(dir, &err) < 0)
+	if (tok_load(dir, &err) < 0) {
+		/* one log line: the loader's messages are lines of their own */
+		struct buf line;
+
+		buf_init(&line, 0);
+		for (size_t i = 0; i < err.len; i++) {
+			if (err.data[i] != '\n')
+				buf_append(&line, &err.data[i], 1);
+			else if (i + 1 < err.len)
+				buf_appends(&line, "; ");
+		}
 		log_warn("tokenizer", "token counting unavailable (%s): "
 			 "estimates and local counts will be 0",
-			 err.data ? err.data : dir);
+			 line.len ? line.data : dir);
+		buf_free(&line);
+	}
 	buf_free(&err);
 	metrics_init();
 	sv->usage = open_usage(cfg);
