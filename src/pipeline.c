@@ -22,6 +22,7 @@
 #include "adapter.h"
 #include "fetch.h"
 #include "jsonguard.h"
+#include "jsonspan.h"
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
@@ -198,6 +199,41 @@ static void record_usage(struct pl_request *r, json_object *usage)
 		r->usage.cached = json_object_get_int64(v);
 }
 
+/* record_usage() on the text of a usage value. A count that is not a
+ * plain integer is read by json-c, the way record_usage() reads it. */
+static void record_usage_text(struct pl_request *r, struct jspan usage)
+{
+	static const char *const top[] = { "prompt_tokens",
+		"completion_tokens", "total_tokens" };
+	int64_t *const top_dst[] = { &r->usage.prompt, &r->usage.completion,
+				     &r->usage.total };
+	struct jspan v, d;
+	json_tokener *tok;
+	json_object *obj;
+
+	if (!jspan_is_object(usage))
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(top); i++)
+		if (jspan_get(usage, top[i], &v) && !jspan_int64(v, top_dst[i]))
+			goto slow;
+	if (jspan_get(usage, "completion_tokens_details", &d) &&
+	    jspan_get(d, "reasoning_tokens", &v) &&
+	    !jspan_int64(v, &r->usage.reasoning))
+		goto slow;
+	if (jspan_get(usage, "prompt_tokens_details", &d) &&
+	    jspan_get(d, "cached_tokens", &v) &&
+	    !jspan_int64(v, &r->usage.cached))
+		goto slow;
+	r->usage.known = true;
+	return;
+slow:
+	tok = json_tokener_new();
+	obj = json_tokener_parse_ex(tok, usage.p, (int)usage.n);
+	record_usage(r, obj);
+	json_object_put(obj);
+	json_tokener_free(tok);
+}
+
 static void account(struct pl_request *r);
 
 static void end_stream(struct pl_request *r, const struct api_error *err)
@@ -218,6 +254,19 @@ static void end_stream(struct pl_request *r, const struct api_error *err)
 
 /* ---- stream plumbing: upstream bytes -> SSE -> adapter -> sink ---- */
 
+/* A chunk, whichever way it was made, on its way to the client. */
+static int send_chunk(struct pl_request *r, const char *s, size_t len)
+{
+	if (!r->t_first_chunk)
+		r->t_first_chunk = now_us();
+	log_body(r, "chunk", s, len);
+	if (r->in.sink->chunk(r->in.sink->ud, s, len) != 0) {
+		r->client_gone = true;
+		return 1;
+	}
+	return 0;
+}
+
 static int emit_chunk(void *ud, json_object *chunk)
 {
 	struct pl_request *r = ud;
@@ -237,17 +286,32 @@ static int emit_chunk(void *ud, json_object *chunk)
 			return 0;
 		json_object_object_del(chunk, "usage");
 	}
-	if (!r->t_first_chunk)
-		r->t_first_chunk = now_us();
 	s = json_object_to_json_string_length(chunk,
 			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
 			&len);
-	log_body(r, "chunk", s, len);
-	if (r->in.sink->chunk(r->in.sink->ud, s, len) != 0) {
-		r->client_gone = true;
-		return 1;
+	return send_chunk(r, s, len);
+}
+
+/* emit_chunk() for a chunk the adapter kept as text. */
+static int emit_text(void *ud, struct adapter_text *t)
+{
+	struct pl_request *r = ud;
+	bool usage = t->usage.n > 0 && !jspan_is_null(t->usage);
+
+	if (usage)
+		record_usage_text(r, t->usage);
+	acct_chunk_text(&r->acct, t->choices);
+	if (!r->call.include_usage && t->usage_member.n > 0) {
+		struct jspan_iter it;
+		struct jspan first;
+
+		jspan_iter_init(&it, t->choices);
+		if (usage && jspan_is_array(t->choices) &&
+		    !jspan_next_elem(&it, &first))
+			return 0;
+		t->len = jspan_cut_member(t->json, t->len, t->usage_member);
 	}
-	return 0;
+	return send_chunk(r, t->json, t->len);
 }
 
 static int on_sse_event(void *ud, const struct sse_event *ev)
@@ -641,6 +705,7 @@ struct pl_request *pipeline_new(const struct pl_input *in)
 	r->t_start = now_us();
 	r->emit.ud = r;
 	r->emit.chunk = emit_chunk;
+	r->emit.text = emit_text;
 	buf_init(&r->upbody, MAX_RESPONSE_BYTES);
 	buf_init(&r->answer, 0);
 	sse_init(&r->sse, MAX_SSE_EVENT);
@@ -678,6 +743,24 @@ static enum upstream_state pump_until_end(struct pl_request *r)
 	return st;
 }
 
+/* The 2xx answer as text straight into r->answer, when the adapter can
+ * (see adapter.response_text); false when parse_response must do it. */
+static bool adapter_text_response(struct pl_request *r)
+{
+	struct adapter_text t;
+
+	if (!r->route.adapter->response_text ||
+	    r->route.adapter->response_text(&r->call, r->upbody.data ?
+			r->upbody.data : "", r->upbody.len, &r->answer,
+			&t) != 0)
+		return false;
+	if (t.usage.n > 0)
+		record_usage_text(r, t.usage);
+	acct_response_text(&r->acct, t.choices);
+	log_body(r, "response", r->answer.data, r->answer.len);
+	return true;
+}
+
 static enum pl_result finish_buffered(struct pl_request *r,
 				      enum upstream_state st)
 {
@@ -707,6 +790,8 @@ static enum pl_result finish_buffered(struct pl_request *r,
 					    upstream_retry_after(r->up), &err);
 		return respond_error(r, &err);
 	}
+	if (adapter_text_response(r))
+		goto answered;
 	if (r->route.adapter->parse_response(&r->call, r->upbody.data ?
 			r->upbody.data : "", r->upbody.len, &resp, &err) < 0)
 		return respond_error(r, &err);
@@ -724,6 +809,7 @@ static enum pl_result finish_buffered(struct pl_request *r,
 	buf_append(&r->answer, s, len);
 	log_body(r, "response", s, len);
 	json_object_put(resp);
+answered:
 	r->status = 200;
 	r->final_status = 200;
 	return PL_RESPONSE;
