@@ -3,6 +3,8 @@
 #include "util.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,4 +130,27 @@ void random_bytes(void *buf, size_t n)
 		p += got;
 		n -= (size_t)got;
 	}
+}
+
+static uint64_t id_key;
+static atomic_uint_fast64_t id_counter;
+static pthread_once_t id_once = PTHREAD_ONCE_INIT;
+
+static void id_init(void)
+{
+	random_bytes(&id_key, sizeof(id_key));
+}
+
+uint64_t unique_u64(void)
+{
+	uint64_t z;
+
+	pthread_once(&id_once, id_init);
+	/* splitmix64's finaliser: a bijection, so distinct counter values
+	 * give distinct ids; the key makes each run's sequence its own */
+	z = (atomic_fetch_add_explicit(&id_counter, 1, memory_order_relaxed) +
+	     id_key) * 0x9e3779b97f4a7c15u;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+	return z ^ (z >> 31);
 }
