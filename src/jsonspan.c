@@ -243,11 +243,18 @@ struct jspan jspan_trim(const char *s, size_t n)
 /* Past the string whose opening quote is at p. */
 static const char *skip_string(const char *p, const char *end)
 {
-	for (p++; p < end; p++) {
-		if (*p == '\\')
-			p++;
-		else if (*p == '"')
-			return p + 1;
+	for (p++; p < end;) {
+		const char *q = memchr(p, '"', (size_t)(end - p)), *b;
+
+		if (!q)
+			return end;
+		/* an odd run of backslashes before it escapes it; the run
+		 * cannot reach back past p, which follows a quote */
+		for (b = q; b > p && b[-1] == '\\'; b--)
+			;
+		if (((q - b) & 1) == 0)
+			return q + 1;
+		p = q + 1;
 	}
 	return end;
 }

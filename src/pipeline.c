@@ -205,29 +205,44 @@ static void record_usage(struct pl_request *r, json_object *usage)
 		r->usage.cached = json_object_get_int64(v);
 }
 
-/* record_usage() on the text of a usage value. A count that is not a
- * plain integer is read by json-c, the way record_usage() reads it. */
+/* record_usage() on the text of a usage value, in one pass over its
+ * members. A count that is not a plain integer is read by json-c, the
+ * way record_usage() reads it. */
 static void record_usage_text(struct pl_request *r, struct jspan usage)
 {
-	static const char *const top[] = { "prompt_tokens",
-		"completion_tokens", "total_tokens" };
-	int64_t *const top_dst[] = { &r->usage.prompt, &r->usage.completion,
-				     &r->usage.total };
-	struct jspan v, d;
+	struct jspan_iter it;
+	struct jspan k, v;
+	struct jspan cdet = { NULL, 0 }, pdet = { NULL, 0 };
 	json_tokener *tok;
 	json_object *obj;
+	int64_t *dst;
 
 	if (!jspan_is_object(usage))
 		return;
-	for (size_t i = 0; i < ARRAY_SIZE(top); i++)
-		if (jspan_get(usage, top[i], &v) && !jspan_int64(v, top_dst[i]))
+	jspan_iter_init(&it, usage);
+	while (jspan_next_member(&it, &k, &v, NULL)) {
+		dst = NULL;
+		if (k.n == 13 && memcmp(k.p, "prompt_tokens", 13) == 0) {
+			dst = &r->usage.prompt;
+		} else if (k.n == 17 &&
+			   memcmp(k.p, "completion_tokens", 17) == 0) {
+			dst = &r->usage.completion;
+		} else if (k.n == 12 && memcmp(k.p, "total_tokens", 12) == 0) {
+			dst = &r->usage.total;
+		} else if (k.n == 25 &&
+			   memcmp(k.p, "completion_tokens_details", 25) == 0) {
+			cdet = v; /* the last one counts, as in json-c */
+		} else if (k.n == 21 &&
+			   memcmp(k.p, "prompt_tokens_details", 21) == 0) {
+			pdet = v;
+		}
+		if (dst && !jspan_int64(v, dst))
 			goto slow;
-	if (jspan_get(usage, "completion_tokens_details", &d) &&
-	    jspan_get(d, "reasoning_tokens", &v) &&
+	}
+	if (jspan_get(cdet, "reasoning_tokens", &v) &&
 	    !jspan_int64(v, &r->usage.reasoning))
 		goto slow;
-	if (jspan_get(usage, "prompt_tokens_details", &d) &&
-	    jspan_get(d, "cached_tokens", &v) &&
+	if (jspan_get(pdet, "cached_tokens", &v) &&
 	    !jspan_int64(v, &r->usage.cached))
 		goto slow;
 	r->usage.known = true;
@@ -375,18 +390,26 @@ static int on_body(void *ud, long status, const char *p, size_t n)
 
 /* ---- validation ---- */
 
-static bool field_type_ok(json_object *req, const char *name,
-			  json_type want1, json_type want2)
+static bool value_type_ok(json_object *v, json_type want1, json_type want2)
 {
-	json_object *v;
 	json_type t;
 
-	if (!json_object_object_get_ex(req, name, &v) || !v)
-		return true; /* absent or null: fine here */
+	if (!v)
+		return true; /* null: fine here */
 	t = json_object_get_type(v);
 	if (want1 == json_type_double && t == json_type_int)
 		return true;
 	return t == want1 || t == want2;
+}
+
+static bool field_type_ok(json_object *req, const char *name,
+			  json_type want1, json_type want2)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(req, name, &v))
+		return true; /* absent: fine here */
+	return value_type_ok(v, want1, want2);
 }
 
 struct field_rule {
@@ -435,6 +458,27 @@ static const struct field_rule field_rules[] = {
 	{ "prompt_cache_key", json_type_string, json_type_string, "a string" },
 };
 
+/* The first of rules[0..n) that obj breaks, or NULL. One pass over obj's
+ * members (a request has a handful) instead of a hash lookup for each of
+ * the rules (dozens); the rule listed first still wins. */
+static const struct field_rule *broken_rule(json_object *obj,
+					    const struct field_rule *rules,
+					    size_t n)
+{
+	size_t first = n;
+
+	json_object_object_foreach(obj, key, v) {
+		for (size_t i = 0; i < first; i++) {
+			if (strcmp(rules[i].name, key) != 0)
+				continue;
+			if (!value_type_ok(v, rules[i].t1, rules[i].t2))
+				first = i;
+			break;
+		}
+	}
+	return first < n ? &rules[first] : NULL;
+}
+
 /* Fields of one message: each absent, null or of these types. */
 static const struct field_rule message_rules[] = {
 	{ "content", json_type_string, json_type_array,
@@ -448,6 +492,7 @@ static const struct field_rule message_rules[] = {
 
 static int validate_messages(json_object *msgs, struct api_error *err)
 {
+	const struct field_rule *f;
 	size_t n;
 
 	if (!json_object_is_type(msgs, json_type_array)) {
@@ -472,15 +517,11 @@ static int validate_messages(json_object *msgs, struct api_error *err)
 					   "'role'", i);
 			return -1;
 		}
-		for (size_t k = 0; k < ARRAY_SIZE(message_rules); k++) {
-			const struct field_rule *f = &message_rules[k];
-
-			if (!field_type_ok(m, f->name, f->t1, f->t2)) {
-				apierr_bad_request(err, "messages",
-						   "'messages[%zu].%s' must be "
-						   "%s", i, f->name, f->what);
-				return -1;
-			}
+		f = broken_rule(m, message_rules, ARRAY_SIZE(message_rules));
+		if (f) {
+			apierr_bad_request(err, "messages", "'messages[%zu].%s' "
+					   "must be %s", i, f->name, f->what);
+			return -1;
 		}
 	}
 	return 0;
@@ -488,6 +529,7 @@ static int validate_messages(json_object *msgs, struct api_error *err)
 
 static int validate(json_object *req, struct api_error *err)
 {
+	const struct field_rule *f;
 	json_object *v;
 
 	if (!json_object_object_get_ex(req, "model", &v) ||
@@ -504,14 +546,11 @@ static int validate(json_object *req, struct api_error *err)
 	}
 	if (validate_messages(v, err) < 0)
 		return -1;
-	for (size_t i = 0; i < ARRAY_SIZE(field_rules); i++) {
-		const struct field_rule *f = &field_rules[i];
-
-		if (!field_type_ok(req, f->name, f->t1, f->t2)) {
-			apierr_bad_request(err, f->name, "'%s' must be %s",
-					   f->name, f->what);
-			return -1;
-		}
+	f = broken_rule(req, field_rules, ARRAY_SIZE(field_rules));
+	if (f) {
+		apierr_bad_request(err, f->name, "'%s' must be %s", f->name,
+				   f->what);
+		return -1;
 	}
 	if (json_object_object_get_ex(req, "stream_options", &v) && v &&
 	    !field_type_ok(v, "include_usage", json_type_boolean,
