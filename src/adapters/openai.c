@@ -56,7 +56,8 @@ static int openai_build_request(const struct adapter_call *call,
 	out->url = endpoint_url(call->provider->base_url);
 	if (key && *key) {
 		buf_init(&auth, 0);
-		buf_printf(&auth, "Bearer %s", key);
+		buf_appends(&auth, "Bearer ");
+		buf_appends(&auth, key);
 		upstream_req_add_header(out, "Authorization", auth.data);
 		explicit_bzero(auth.data, auth.len);
 		buf_free(&auth);
