@@ -13,6 +13,8 @@
 struct checker {
 	const char *s, *end;
 	unsigned depth, max_depth;
+	struct jspan_member *top; /* the outer object's members, or NULL */
+	size_t top_max, n_top;
 };
 
 static bool is_ws(char c)
@@ -25,6 +27,25 @@ static const char *skip_ws(const char *p, const char *end)
 	while (p < end && is_ws(*p))
 		p++;
 	return p;
+}
+
+/* Past the string whose opening quote is at p. */
+static const char *skip_string(const char *p, const char *end)
+{
+	for (p++; p < end;) {
+		const char *q = memchr(p, '"', (size_t)(end - p)), *b;
+
+		if (!q)
+			return end;
+		/* an odd run of backslashes before it escapes it; the run
+		 * cannot reach back past p, which follows a quote */
+		for (b = q; b > p && b[-1] == '\\'; b--)
+			;
+		if (((q - b) & 1) == 0)
+			return q + 1;
+		p = q + 1;
+	}
+	return end;
 }
 
 static long hex4(const char *p, const char *end)
@@ -168,6 +189,8 @@ static bool check_container(struct checker *c)
 		goto out;
 	}
 	for (;;) {
+		const char *key = c->s, *val;
+
 		if (object) {
 			if (c->s >= c->end || *c->s != '"' ||
 			    !check_string(c, true))
@@ -177,8 +200,21 @@ static bool check_container(struct checker *c)
 				goto out;
 			c->s = skip_ws(c->s + 1, c->end);
 		}
+		val = c->s;
 		if (!check_value(c))
 			goto out;
+		if (object && c->top && c->depth == 1) {
+			struct jspan_member *m = &c->top[c->n_top];
+
+			if (c->n_top++ == c->top_max)
+				goto out;
+			m->key.p = key + 1;
+			m->key.n = (size_t)(skip_string(key, c->end) - key - 2);
+			m->val.p = val;
+			m->val.n = (size_t)(c->s - val);
+			m->member.p = key;
+			m->member.n = (size_t)(c->s - key);
+		}
 		c->s = skip_ws(c->s, c->end);
 		if (c->s >= c->end)
 			goto out;
@@ -219,12 +255,27 @@ static bool check_value(struct checker *c)
 
 bool jspan_check(const char *s, size_t n, unsigned max_depth)
 {
-	struct checker c = { s, s + n, 0, max_depth };
+	struct checker c = { s, s + n, 0, max_depth, NULL, 0, 0 };
 
 	c.s = skip_ws(c.s, c.end);
 	if (!check_value(&c))
 		return false;
 	return skip_ws(c.s, c.end) == c.end;
+}
+
+bool jspan_check_object(const char *s, size_t n, unsigned max_depth,
+			struct jspan_member *members, size_t max,
+			size_t *n_members)
+{
+	struct checker c = { s, s + n, 0, max_depth, members, max, 0 };
+
+	*n_members = 0;
+	c.s = skip_ws(c.s, c.end);
+	if (c.s >= c.end || *c.s != '{' || !check_value(&c) ||
+	    skip_ws(c.s, c.end) != c.end)
+		return false;
+	*n_members = c.n_top;
+	return true;
 }
 
 struct jspan jspan_trim(const char *s, size_t n)
@@ -238,25 +289,6 @@ struct jspan jspan_trim(const char *s, size_t n)
 	v.p = s;
 	v.n = (size_t)(end - s);
 	return v;
-}
-
-/* Past the string whose opening quote is at p. */
-static const char *skip_string(const char *p, const char *end)
-{
-	for (p++; p < end;) {
-		const char *q = memchr(p, '"', (size_t)(end - p)), *b;
-
-		if (!q)
-			return end;
-		/* an odd run of backslashes before it escapes it; the run
-		 * cannot reach back past p, which follows a quote */
-		for (b = q; b > p && b[-1] == '\\'; b--)
-			;
-		if (((q - b) & 1) == 0)
-			return q + 1;
-		p = q + 1;
-	}
-	return end;
 }
 
 /* Past the checked value that starts at p. */

@@ -39,6 +39,19 @@ struct jspan {
  */
 bool jspan_check(const char *s, size_t n, unsigned max_depth);
 
+/* One member of an object, as jspan_next_member() gives it. */
+struct jspan_member {
+	struct jspan key, val, member;
+};
+
+/* jspan_check() for an object, that also hands back its members (up to
+ * max, in order; *n_members is their count) from the same pass: false
+ * when the text fails the check, is not an object or has more than max
+ * members. */
+bool jspan_check_object(const char *s, size_t n, unsigned max_depth,
+			struct jspan_member *members, size_t max,
+			size_t *n_members);
+
 /* The value of s[0..n) with surrounding whitespace dropped. */
 struct jspan jspan_trim(const char *s, size_t n);
 

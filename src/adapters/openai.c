@@ -17,8 +17,10 @@
 #include "util.h"
 
 #define CHAT_PATH "/chat/completions"
-/* deeper texts take the json-c way, which allows 32 */
+/* deeper texts take the json-c way, which allows 32; so do objects with
+ * more members than a chunk or an answer has */
 #define TEXT_MAX_DEPTH 16
+#define TEXT_MAX_MEMBERS 32
 
 struct openai_stream {
 	const struct adapter_call *call;
@@ -172,18 +174,19 @@ static int splice_model(const char *s, size_t n, const char *model_json,
 			size_t model_len, struct buf *out,
 			struct adapter_text *t)
 {
-	struct jspan obj, key, val, member, model = { NULL, 0 }, hit;
-	struct jspan_iter it;
+	struct jspan_member top[TEXT_MAX_MEMBERS];
+	struct jspan obj, model = { NULL, 0 }, hit;
+	size_t n_top;
 	int64_t i64;
 
-	if (n > INT32_MAX || !jspan_check(s, n, TEXT_MAX_DEPTH))
+	if (n > INT32_MAX || !jspan_check_object(s, n, TEXT_MAX_DEPTH, top,
+						 ARRAY_SIZE(top), &n_top))
 		return 1;
 	obj = jspan_trim(s, n);
-	if (!jspan_is_object(obj))
-		return 1;
 	memset(t, 0, sizeof(*t));
-	jspan_iter_init(&it, obj);
-	while (jspan_next_member(&it, &key, &val, &member)) {
+	for (size_t i = 0; i < n_top; i++) {
+		struct jspan key = top[i].key, val = top[i].val;
+
 		if (key_is(key, "error")) {
 			return 1;
 		} else if (key_is(key, "model")) {
@@ -198,7 +201,7 @@ static int splice_model(const char *s, size_t n, const char *model_json,
 			if (t->usage.p)
 				return 1;
 			t->usage = val;
-			t->usage_member = member;
+			t->usage_member = top[i].member;
 		}
 	}
 	if (!model.p)

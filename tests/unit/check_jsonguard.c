@@ -210,6 +210,28 @@ START_TEST(span_read)
 }
 END_TEST
 
+START_TEST(span_check_object)
+{
+	const char *s = " {\"a\":[1,{\"b\":2}], \"c\" : \"x\"} ";
+	struct jspan_member m[2];
+	size_t n;
+
+	ck_assert(jspan_check_object(s, strlen(s), 4, m, 2, &n));
+	ck_assert_uint_eq(n, 2);
+	ck_assert(m[0].key.n == 1 && m[0].key.p[0] == 'a');
+	ck_assert(m[0].val.n == 11 && memcmp(m[0].val.p, "[1,{\"b\":2}]",
+						    11) == 0);
+	ck_assert(m[1].val.n == 3 && memcmp(m[1].val.p, "\"x\"", 3) == 0);
+	ck_assert(m[1].member.n == 9 &&
+		  memcmp(m[1].member.p, "\"c\" : \"x\"", 9) == 0);
+	ck_assert(!jspan_check_object(s, strlen(s), 4, m, 1, &n));
+	ck_assert(!jspan_check_object("[1]", 3, 4, m, 2, &n));
+	ck_assert(!jspan_check_object("{\"a\":1,}", 8, 4, m, 2, &n));
+	ck_assert(jspan_check_object("{}", 2, 4, m, 2, &n));
+	ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
 static void cut(const char *in, const char *key, const char *want)
 {
 	char text[128];
@@ -255,6 +277,7 @@ int main(void)
 	tc = tcase_create("jsonspan");
 	tcase_add_test(tc, span_check);
 	tcase_add_test(tc, span_read);
+	tcase_add_test(tc, span_check_object);
 	tcase_add_test(tc, span_cut);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
