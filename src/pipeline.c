@@ -576,15 +576,49 @@ static int validate(json_object *req, struct api_error *err)
 	return 0;
 }
 
+static pthread_key_t tok_key;
+static pthread_once_t tok_once = PTHREAD_ONCE_INIT;
+
+static void tok_destroy(void *tok)
+{
+	json_tokener_free(tok);
+}
+
+static void tok_key_init(void)
+{
+	if (pthread_key_create(&tok_key, tok_destroy) != 0)
+		abort();
+}
+
+/* The calling thread's request tokener, reset. A tokener for 128 levels
+ * zeroes 4 KiB when made, which showed in the profile of every request;
+ * a connection's thread keeps one for all its requests, and it goes with
+ * the thread. */
+static json_tokener *thread_tokener(void)
+{
+	json_tokener *tok;
+
+	pthread_once(&tok_once, tok_key_init);
+	tok = pthread_getspecific(tok_key);
+	if (!tok) {
+		tok = json_tokener_new_ex(MAX_JSON_DEPTH);
+		if (!tok)
+			abort(); /* out of memory, as xmalloc */
+		json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+				       JSON_TOKENER_VALIDATE_UTF8);
+		pthread_setspecific(tok_key, tok);
+	}
+	json_tokener_reset(tok);
+	return tok;
+}
+
 static json_object *parse_body(const char *body, size_t len,
 			       struct api_error *err)
 {
-	json_tokener *tok = json_tokener_new_ex(MAX_JSON_DEPTH);
+	json_tokener *tok = thread_tokener();
 	json_object *obj = NULL;
 	enum json_tokener_error jerr;
 
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-			       JSON_TOKENER_VALIDATE_UTF8);
 	if (len == 0 || len > INT32_MAX) {
 		apierr_bad_request(err, NULL, "The request body is empty; send "
 				   "a JSON chat completion request");
@@ -620,7 +654,6 @@ static json_object *parse_body(const char *body, size_t len,
 		obj = NULL;
 	}
 out:
-	json_tokener_free(tok);
 	return obj;
 }
 

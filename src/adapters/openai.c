@@ -24,7 +24,7 @@
 
 struct openai_stream {
 	const struct adapter_call *call;
-	json_tokener *tok;
+	json_tokener *tok;     /* NULL until a chunk needs json-c */
 	struct buf model_json; /* the client's model as a JSON string */
 	struct buf text;       /* the chunk being emitted as text */
 	bool done;
@@ -281,7 +281,6 @@ static void *openai_stream_new(const struct adapter_call *call)
 	struct openai_stream *st = xcalloc(1, sizeof(*st));
 
 	st->call = call;
-	st->tok = json_tokener_new();
 	buf_init(&st->model_json, 0);
 	buf_append_json_str(&st->model_json, call->client_model,
 			    strlen(call->client_model));
@@ -315,6 +314,8 @@ static int openai_stream_event(void *state, const struct sse_event *ev,
 		rc = emit->text(emit->ud, &text);
 		goto emitted;
 	}
+	if (!st->tok)
+		st->tok = json_tokener_new(); /* made when first needed */
 	chunk = ev->data_len <= INT32_MAX ?
 		parse_object(st->tok, ev->data, ev->data_len) : NULL;
 	if (!chunk) {
@@ -359,7 +360,8 @@ static void openai_stream_free(void *state)
 
 	if (!st)
 		return;
-	json_tokener_free(st->tok);
+	if (st->tok)
+		json_tokener_free(st->tok);
 	buf_free(&st->model_json);
 	buf_free(&st->text);
 	free(st);
