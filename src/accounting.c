@@ -29,19 +29,34 @@ void acct_init(struct acct *a)
 	memset(a, 0, sizeof(*a));
 }
 
+/* Append s to out (size bytes, *len used), cutting it short to stay
+ * NUL-terminated. */
+static void append_trunc(char *out, size_t size, size_t *len, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > size - 1 - *len)
+		n = size - 1 - *len;
+	memcpy(out + *len, s, n);
+	*len += n;
+	out[*len] = '\0';
+}
+
 /* "provider/model" for the allow-list, whichever way the client named it
  * (a bare model goes to the default provider). */
 static void canonical_model(struct acct *a, const struct route *route,
 			    const char *client_model)
 {
 	const char *name = route->provider->name;
-	size_t n = strlen(name);
+	size_t n = strlen(name), len = 0;
 
-	if (strncmp(client_model, name, n) == 0 && client_model[n] == '/')
-		snprintf(a->model, sizeof(a->model), "%s", client_model);
-	else
-		snprintf(a->model, sizeof(a->model), "%s/%s", name,
-			 client_model);
+	/* by hand, not snprintf: this runs for every request; the result
+	 * is truncated to a->model as snprintf would */
+	if (!(strncmp(client_model, name, n) == 0 && client_model[n] == '/')) {
+		append_trunc(a->model, sizeof(a->model), &len, name);
+		append_trunc(a->model, sizeof(a->model), &len, "/");
+	}
+	append_trunc(a->model, sizeof(a->model), &len, client_model);
 }
 
 static int64_t output_budget(json_object *req, const struct route *route)

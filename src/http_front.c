@@ -139,7 +139,7 @@ static enum MHD_Result send_body(struct MHD_Connection *conn,
 	add_limit_headers(h, resp);
 	if (retry_after)
 		MHD_add_response_header(resp, "Retry-After", retry_after);
-	snprintf(num, sizeof(num), "%lu", overhead_us(h));
+	fmt_u64(num, overhead_us(h));
 	MHD_add_response_header(resp, "x-llm-bridge-overhead-us", num);
 	ret = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
@@ -411,7 +411,7 @@ static enum MHD_Result serve_chat(struct MHD_Connection *conn,
 	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
 	add_common_headers(h, resp);
 	add_limit_headers(h, resp);
-	snprintf(num, sizeof(num), "%lu", overhead_us(h));
+	fmt_u64(num, overhead_us(h));
 	MHD_add_response_header(resp, "x-llm-bridge-overhead-us", num);
 	ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);

@@ -29,6 +29,10 @@ void random_bytes(void *buf, size_t n);
  * uniqueness and no guessable sequence, without a system call per id;
  * never for secrets (keys), which take random_bytes(). Thread-safe. */
 uint64_t unique_u64(void);
+/* v in decimal into out (at least 21 bytes), NUL-terminated; returns the
+ * length. For the hot path, where snprintf costs a few hundred
+ * instructions a number. */
+size_t fmt_u64(char *out, uint64_t v);
 /* The value of one hex digit, or -1. */
 int hex_digit(char c);
 
