@@ -17,12 +17,12 @@ struct checker {
 	size_t top_max, n_top;
 };
 
-static bool is_ws(char c)
+static inline bool is_ws(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static const char *skip_ws(const char *p, const char *end)
+static inline const char *skip_ws(const char *p, const char *end)
 {
 	while (p < end && is_ws(*p))
 		p++;
@@ -64,15 +64,26 @@ static long hex4(const char *p, const char *end)
 	return v;
 }
 
+/* The bytes that end a run of plain string text. */
+static const bool str_special[256] = {
+	[0 ... 0x1f] = true, ['"'] = true, ['\\'] = true,
+};
+
 /* A string at c->s (on its quote). Keys must hold no escape. */
 static bool check_string(struct checker *c, bool key)
 {
 	const char *p = c->s + 1, *end = c->end;
 
 	while (p < end) {
-		unsigned char ch = (unsigned char)*p;
+		unsigned char ch;
 		long u, lo;
 
+		/* most bytes of a string need no thought */
+		while (p < end && !str_special[(unsigned char)*p])
+			p++;
+		if (p >= end)
+			break;
+		ch = (unsigned char)*p;
 		if (ch == '"') {
 			c->s = p + 1;
 			return true;
@@ -189,12 +200,13 @@ static bool check_container(struct checker *c)
 		goto out;
 	}
 	for (;;) {
-		const char *key = c->s, *val;
+		const char *key = c->s, *key_end = c->s, *val;
 
 		if (object) {
 			if (c->s >= c->end || *c->s != '"' ||
 			    !check_string(c, true))
 				goto out;
+			key_end = c->s;
 			c->s = skip_ws(c->s, c->end);
 			if (c->s >= c->end || *c->s != ':')
 				goto out;
@@ -209,7 +221,7 @@ static bool check_container(struct checker *c)
 			if (c->n_top++ == c->top_max)
 				goto out;
 			m->key.p = key + 1;
-			m->key.n = (size_t)(skip_string(key, c->end) - key - 2);
+			m->key.n = (size_t)(key_end - key - 2);
 			m->val.p = val;
 			m->val.n = (size_t)(c->s - val);
 			m->member.p = key;
