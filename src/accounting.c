@@ -29,19 +29,34 @@ void acct_init(struct acct *a)
 	memset(a, 0, sizeof(*a));
 }
 
+/* Append s to out (size bytes, *len used), cutting it short to stay
+ * NUL-terminated. */
+static void append_trunc(char *out, size_t size, size_t *len, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > size - 1 - *len)
+		n = size - 1 - *len;
+	memcpy(out + *len, s, n);
+	*len += n;
+	out[*len] = '\0';
+}
+
 /* "provider/model" for the allow-list, whichever way the client named it
  * (a bare model goes to the default provider). */
 static void canonical_model(struct acct *a, const struct route *route,
 			    const char *client_model)
 {
 	const char *name = route->provider->name;
-	size_t n = strlen(name);
+	size_t n = strlen(name), len = 0;
 
-	if (strncmp(client_model, name, n) == 0 && client_model[n] == '/')
-		snprintf(a->model, sizeof(a->model), "%s", client_model);
-	else
-		snprintf(a->model, sizeof(a->model), "%s/%s", name,
-			 client_model);
+	/* by hand, not snprintf: this runs for every request; the result
+	 * is truncated to a->model as snprintf would */
+	if (!(strncmp(client_model, name, n) == 0 && client_model[n] == '/')) {
+		append_trunc(a->model, sizeof(a->model), &len, name);
+		append_trunc(a->model, sizeof(a->model), &len, "/");
+	}
+	append_trunc(a->model, sizeof(a->model), &len, client_model);
 }
 
 static int64_t output_budget(json_object *req, const struct route *route)
@@ -188,6 +203,67 @@ void acct_chunk(struct acct *a, json_object *chunk)
 void acct_response(struct acct *a, json_object *resp)
 {
 	feed_choices(a, resp, "message");
+}
+
+/* feed_str() and the rest again, reading text instead of objects; what
+ * json-c would skip (a member of the wrong type) is skipped the same. */
+static void feed_str_text(struct acct *a, struct jspan o, const char *name)
+{
+	struct jspan v;
+	struct buf b;
+
+	if (!jspan_get(o, name, &v) || !jspan_is_string(v))
+		return;
+	if (jspan_string_plain(v)) {
+		tok_stream_feed(&a->completion, v.p + 1, v.n - 2);
+		return;
+	}
+	buf_init(&b, 0);
+	jspan_string(v, &b);
+	tok_stream_feed(&a->completion, b.data ? b.data : "", b.len);
+	buf_free(&b);
+}
+
+static void feed_message_text(struct acct *a, struct jspan m)
+{
+	struct jspan calls, call, fn;
+	struct jspan_iter it;
+
+	feed_str_text(a, m, "content");
+	feed_str_text(a, m, "reasoning_content");
+	if (!jspan_get(m, "tool_calls", &calls) || !jspan_is_array(calls))
+		return;
+	jspan_iter_init(&it, calls);
+	while (jspan_next_elem(&it, &call))
+		if (jspan_get(call, "function", &fn)) {
+			feed_str_text(a, fn, "name");
+			feed_str_text(a, fn, "arguments");
+		}
+}
+
+static void feed_choices_text(struct acct *a, struct jspan choices,
+			      const char *part)
+{
+	struct jspan choice, m;
+	struct jspan_iter it;
+
+	if (!a->enc || !jspan_is_array(choices))
+		return;
+	a->counted = true;
+	jspan_iter_init(&it, choices);
+	while (jspan_next_elem(&it, &choice))
+		if (jspan_get(choice, part, &m))
+			feed_message_text(a, m);
+}
+
+void acct_chunk_text(struct acct *a, struct jspan choices)
+{
+	feed_choices_text(a, choices, "delta");
+}
+
+void acct_response_text(struct acct *a, struct jspan choices)
+{
+	feed_choices_text(a, choices, "message");
 }
 
 int64_t acct_local_completion(struct acct *a)

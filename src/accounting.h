@@ -21,6 +21,7 @@
 #include <json-c/json.h>
 
 #include "apierr.h"
+#include "jsonspan.h"
 #include "limiter.h"
 #include "tokenizer.h"
 
@@ -66,6 +67,10 @@ int acct_admit(struct acct *a, const struct key_entry *key,
 void acct_chunk(struct acct *a, json_object *chunk);
 /* Count the generated text of a complete OpenAI response. */
 void acct_response(struct acct *a, json_object *resp);
+/* The same two from the text of the "choices" value (n == 0: absent) of
+ * a chunk or response that passed jspan_check(). */
+void acct_chunk_text(struct acct *a, struct jspan choices);
+void acct_response_text(struct acct *a, struct jspan choices);
 /* The local completion count so far (finishes the stream count). */
 int64_t acct_local_completion(struct acct *a);
 /*

@@ -42,13 +42,17 @@ void upstream_req_free(struct upstream_req *r)
 int upstream_req_add_header(struct upstream_req *r, const char *name,
 			    const char *value)
 {
-	struct buf b;
+	size_t n = strlen(name), v = strlen(value);
+	char *line;
 
 	if (r->n_headers >= UPSTREAM_MAX_HEADERS)
 		return -1;
-	buf_init(&b, 0);
-	buf_printf(&b, "%s: %s", name, value);
-	r->headers[r->n_headers++] = buf_steal(&b);
+	/* "Name: value" by hand: a printf per header showed in profiles */
+	line = xmalloc(n + 2 + v + 1);
+	memcpy(line, name, n);
+	memcpy(line + n, ": ", 2);
+	memcpy(line + n + 2, value, v + 1);
+	r->headers[r->n_headers++] = line;
 	return 0;
 }
 

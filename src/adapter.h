@@ -15,7 +15,9 @@
 #include <json-c/json.h>
 
 #include "apierr.h"
+#include "buf.h"
 #include "config.h"
+#include "jsonspan.h"
 #include "sse.h"
 
 #define UPSTREAM_MAX_HEADERS 8
@@ -55,12 +57,29 @@ struct adapter_call {
 	void *fetch_ud;
 };
 
+/* An OpenAI chunk or chat.completion as JSON text, for the path that
+ * never builds json-c objects (see jsonspan.h). The spans point into
+ * json; each has n == 0 when the member is absent. */
+struct adapter_text {
+	char *json;                /* the receiver may cut from it in place */
+	size_t len;
+	struct jspan choices;      /* the "choices" value */
+	struct jspan usage;        /* the "usage" value (may be null) */
+	struct jspan usage_member; /* the whole "usage": member */
+};
+
+/* Where a stream may deliver a chunk as text instead (optional: NULL
+ * makes every chunk go to adapter_emit.chunk). Same return as chunk. */
+typedef int (*adapter_emit_text_fn)(void *ud, struct adapter_text *t);
+
 /* Where a stream translation delivers OpenAI chat.completion.chunk objects.
  * chunk is borrowed: the callee must not keep it. Non-zero return stops
- * the stream (the client went away). */
+ * the stream (the client went away). An adapter that can may hand a chunk
+ * to text instead, when that is set. */
 struct adapter_emit {
 	void *ud;
 	int (*chunk)(void *ud, json_object *chunk);
+	adapter_emit_text_fn text;
 };
 
 enum {
@@ -80,6 +99,13 @@ struct adapter {
 	int (*parse_response)(const struct adapter_call *call, const char *body,
 			      size_t len, json_object **out,
 			      struct api_error *err);
+	/* parse_response without json-c objects (optional): the answer
+	 * text into out (reset first) and its parts into *t, which point
+	 * into out. Returns 0, or 1 when the body needs parse_response
+	 * (an error, anything jspan_check refuses, ...): out is then empty. */
+	int (*response_text)(const struct adapter_call *call,
+			     const char *body, size_t len, struct buf *out,
+			     struct adapter_text *t);
 	/* Per-stream translation state. stream_new never returns NULL. */
 	void *(*stream_new)(const struct adapter_call *call);
 	/* One upstream SSE event. Returns ADAPTER_MORE, ADAPTER_DONE or

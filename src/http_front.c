@@ -139,7 +139,7 @@ static enum MHD_Result send_body(struct MHD_Connection *conn,
 	add_limit_headers(h, resp);
 	if (retry_after)
 		MHD_add_response_header(resp, "Retry-After", retry_after);
-	snprintf(num, sizeof(num), "%lu", overhead_us(h));
+	fmt_u64(num, overhead_us(h));
 	MHD_add_response_header(resp, "x-llm-bridge-overhead-us", num);
 	ret = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
@@ -323,6 +323,21 @@ static void sink_end(void *ud, const struct api_error *err)
 	buf_appends(&h->out, "\n\n");
 }
 
+/* The first "\n\n" in s[0..n), or NULL. A frame holds no other newline,
+ * so memchr finds it at once, where memmem set up a two-way search for
+ * every frame. */
+static const char *frame_end(const char *s, size_t n)
+{
+	const char *end = s + n, *nl;
+
+	while ((nl = memchr(s, '\n', (size_t)(end - s))) && nl + 1 < end) {
+		if (nl[1] == '\n')
+			return nl;
+		s = nl + 1;
+	}
+	return NULL;
+}
+
 static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
 {
 	struct http_req *h = cls;
@@ -331,8 +346,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
 		if (h->client_gone)
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		if (h->out.len > 0) {
-			const char *end = memmem(h->out.data, h->out.len,
-						 "\n\n", 2);
+			const char *end = frame_end(h->out.data, h->out.len);
 			size_t n = end ? (size_t)(end - h->out.data) + 2 :
 				   h->out.len;
 
@@ -397,7 +411,7 @@ static enum MHD_Result serve_chat(struct MHD_Connection *conn,
 	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
 	add_common_headers(h, resp);
 	add_limit_headers(h, resp);
-	snprintf(num, sizeof(num), "%lu", overhead_us(h));
+	fmt_u64(num, overhead_us(h));
 	MHD_add_response_header(resp, "x-llm-bridge-overhead-us", num);
 	ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);

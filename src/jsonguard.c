@@ -50,6 +50,8 @@ struct level {
 	size_t arena_mark; /* arena length when the object opened */
 };
 
+#define STACK_LEVELS 128
+
 struct guard {
 	const char *s;
 	size_t len, i;
@@ -448,13 +450,18 @@ int jsonguard_check(const char *text, size_t len, unsigned max_depth,
 {
 	struct guard g = { .s = text, .len = len, .max_depth = max_depth,
 			   .err = err };
+	/* the usual depth fits on the stack (3 KiB): a level is set when
+	 * it opens, so nothing needs zeroing, and no allocation per request */
+	struct level stack_lv[STACK_LEVELS];
 	int rc = 0;
 
-	g.lv = xcalloc((size_t)max_depth + 1, sizeof(*g.lv));
+	g.lv = max_depth <= STACK_LEVELS ? stack_lv :
+	       xmalloc((size_t)max_depth * sizeof(*g.lv));
 	buf_init(&g.arena, 0);
 	while (g.i < g.len && rc == 0)
 		rc = step(&g);
-	free(g.lv);
+	if (g.lv != stack_lv)
+		free(g.lv);
 	free(g.keys);
 	buf_free(&g.arena);
 	return rc;

@@ -22,6 +22,7 @@
 #include "adapter.h"
 #include "fetch.h"
 #include "jsonguard.h"
+#include "jsonspan.h"
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
@@ -105,13 +106,19 @@ struct config *pipeline_config_acquire(void)
 
 void pipeline_make_request_id(char *out, size_t n)
 {
-	unsigned char rnd[8];
+	static const char hex[] = "0123456789abcdef";
+	/* ids need to be unique, not secret: no getrandom() per request */
+	uint64_t v = unique_u64();
+	char id[20];
+	size_t len = n > sizeof(id) ? sizeof(id) : n - 1;
 
-	/* not gnutls_rnd(): see random_bytes(); found by the soak test,
-	 * where RSS grew 25 MB per 100,000 short-lived connections */
-	random_bytes(rnd, sizeof(rnd));
-	snprintf(out, n, "req_%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0],
-		 rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	if (n == 0)
+		return;
+	memcpy(id, "req_", 4);
+	for (int i = 19; i >= 4; i--, v >>= 4)
+		id[i] = hex[v & 15];
+	memcpy(out, id, len);
+	out[len] = '\0';
 }
 
 void pipeline_models_json(const struct config *cfg, struct buf *out)
@@ -198,6 +205,56 @@ static void record_usage(struct pl_request *r, json_object *usage)
 		r->usage.cached = json_object_get_int64(v);
 }
 
+/* record_usage() on the text of a usage value, in one pass over its
+ * members. A count that is not a plain integer is read by json-c, the
+ * way record_usage() reads it. */
+static void record_usage_text(struct pl_request *r, struct jspan usage)
+{
+	struct jspan_iter it;
+	struct jspan k, v;
+	struct jspan cdet = { NULL, 0 }, pdet = { NULL, 0 };
+	json_tokener *tok;
+	json_object *obj;
+	int64_t *dst;
+
+	if (!jspan_is_object(usage))
+		return;
+	jspan_iter_init(&it, usage);
+	while (jspan_next_member(&it, &k, &v, NULL)) {
+		dst = NULL;
+		if (k.n == 13 && memcmp(k.p, "prompt_tokens", 13) == 0) {
+			dst = &r->usage.prompt;
+		} else if (k.n == 17 &&
+			   memcmp(k.p, "completion_tokens", 17) == 0) {
+			dst = &r->usage.completion;
+		} else if (k.n == 12 && memcmp(k.p, "total_tokens", 12) == 0) {
+			dst = &r->usage.total;
+		} else if (k.n == 25 &&
+			   memcmp(k.p, "completion_tokens_details", 25) == 0) {
+			cdet = v; /* the last one counts, as in json-c */
+		} else if (k.n == 21 &&
+			   memcmp(k.p, "prompt_tokens_details", 21) == 0) {
+			pdet = v;
+		}
+		if (dst && !jspan_int64(v, dst))
+			goto slow;
+	}
+	if (jspan_get(cdet, "reasoning_tokens", &v) &&
+	    !jspan_int64(v, &r->usage.reasoning))
+		goto slow;
+	if (jspan_get(pdet, "cached_tokens", &v) &&
+	    !jspan_int64(v, &r->usage.cached))
+		goto slow;
+	r->usage.known = true;
+	return;
+slow:
+	tok = json_tokener_new();
+	obj = json_tokener_parse_ex(tok, usage.p, (int)usage.n);
+	record_usage(r, obj);
+	json_object_put(obj);
+	json_tokener_free(tok);
+}
+
 static void account(struct pl_request *r);
 
 static void end_stream(struct pl_request *r, const struct api_error *err)
@@ -218,6 +275,19 @@ static void end_stream(struct pl_request *r, const struct api_error *err)
 
 /* ---- stream plumbing: upstream bytes -> SSE -> adapter -> sink ---- */
 
+/* A chunk, whichever way it was made, on its way to the client. */
+static int send_chunk(struct pl_request *r, const char *s, size_t len)
+{
+	if (!r->t_first_chunk)
+		r->t_first_chunk = now_us();
+	log_body(r, "chunk", s, len);
+	if (r->in.sink->chunk(r->in.sink->ud, s, len) != 0) {
+		r->client_gone = true;
+		return 1;
+	}
+	return 0;
+}
+
 static int emit_chunk(void *ud, json_object *chunk)
 {
 	struct pl_request *r = ud;
@@ -237,17 +307,32 @@ static int emit_chunk(void *ud, json_object *chunk)
 			return 0;
 		json_object_object_del(chunk, "usage");
 	}
-	if (!r->t_first_chunk)
-		r->t_first_chunk = now_us();
 	s = json_object_to_json_string_length(chunk,
 			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
 			&len);
-	log_body(r, "chunk", s, len);
-	if (r->in.sink->chunk(r->in.sink->ud, s, len) != 0) {
-		r->client_gone = true;
-		return 1;
+	return send_chunk(r, s, len);
+}
+
+/* emit_chunk() for a chunk the adapter kept as text. */
+static int emit_text(void *ud, struct adapter_text *t)
+{
+	struct pl_request *r = ud;
+	bool usage = t->usage.n > 0 && !jspan_is_null(t->usage);
+
+	if (usage)
+		record_usage_text(r, t->usage);
+	acct_chunk_text(&r->acct, t->choices);
+	if (!r->call.include_usage && t->usage_member.n > 0) {
+		struct jspan_iter it;
+		struct jspan first;
+
+		jspan_iter_init(&it, t->choices);
+		if (usage && jspan_is_array(t->choices) &&
+		    !jspan_next_elem(&it, &first))
+			return 0;
+		t->len = jspan_cut_member(t->json, t->len, t->usage_member);
 	}
-	return 0;
+	return send_chunk(r, t->json, t->len);
 }
 
 static int on_sse_event(void *ud, const struct sse_event *ev)
@@ -305,18 +390,26 @@ static int on_body(void *ud, long status, const char *p, size_t n)
 
 /* ---- validation ---- */
 
-static bool field_type_ok(json_object *req, const char *name,
-			  json_type want1, json_type want2)
+static bool value_type_ok(json_object *v, json_type want1, json_type want2)
 {
-	json_object *v;
 	json_type t;
 
-	if (!json_object_object_get_ex(req, name, &v) || !v)
-		return true; /* absent or null: fine here */
+	if (!v)
+		return true; /* null: fine here */
 	t = json_object_get_type(v);
 	if (want1 == json_type_double && t == json_type_int)
 		return true;
 	return t == want1 || t == want2;
+}
+
+static bool field_type_ok(json_object *req, const char *name,
+			  json_type want1, json_type want2)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(req, name, &v))
+		return true; /* absent: fine here */
+	return value_type_ok(v, want1, want2);
 }
 
 struct field_rule {
@@ -365,6 +458,27 @@ static const struct field_rule field_rules[] = {
 	{ "prompt_cache_key", json_type_string, json_type_string, "a string" },
 };
 
+/* The first of rules[0..n) that obj breaks, or NULL. One pass over obj's
+ * members (a request has a handful) instead of a hash lookup for each of
+ * the rules (dozens); the rule listed first still wins. */
+static const struct field_rule *broken_rule(json_object *obj,
+					    const struct field_rule *rules,
+					    size_t n)
+{
+	size_t first = n;
+
+	json_object_object_foreach(obj, key, v) {
+		for (size_t i = 0; i < first; i++) {
+			if (strcmp(rules[i].name, key) != 0)
+				continue;
+			if (!value_type_ok(v, rules[i].t1, rules[i].t2))
+				first = i;
+			break;
+		}
+	}
+	return first < n ? &rules[first] : NULL;
+}
+
 /* Fields of one message: each absent, null or of these types. */
 static const struct field_rule message_rules[] = {
 	{ "content", json_type_string, json_type_array,
@@ -378,6 +492,7 @@ static const struct field_rule message_rules[] = {
 
 static int validate_messages(json_object *msgs, struct api_error *err)
 {
+	const struct field_rule *f;
 	size_t n;
 
 	if (!json_object_is_type(msgs, json_type_array)) {
@@ -402,15 +517,11 @@ static int validate_messages(json_object *msgs, struct api_error *err)
 					   "'role'", i);
 			return -1;
 		}
-		for (size_t k = 0; k < ARRAY_SIZE(message_rules); k++) {
-			const struct field_rule *f = &message_rules[k];
-
-			if (!field_type_ok(m, f->name, f->t1, f->t2)) {
-				apierr_bad_request(err, "messages",
-						   "'messages[%zu].%s' must be "
-						   "%s", i, f->name, f->what);
-				return -1;
-			}
+		f = broken_rule(m, message_rules, ARRAY_SIZE(message_rules));
+		if (f) {
+			apierr_bad_request(err, "messages", "'messages[%zu].%s' "
+					   "must be %s", i, f->name, f->what);
+			return -1;
 		}
 	}
 	return 0;
@@ -418,6 +529,7 @@ static int validate_messages(json_object *msgs, struct api_error *err)
 
 static int validate(json_object *req, struct api_error *err)
 {
+	const struct field_rule *f;
 	json_object *v;
 
 	if (!json_object_object_get_ex(req, "model", &v) ||
@@ -434,14 +546,11 @@ static int validate(json_object *req, struct api_error *err)
 	}
 	if (validate_messages(v, err) < 0)
 		return -1;
-	for (size_t i = 0; i < ARRAY_SIZE(field_rules); i++) {
-		const struct field_rule *f = &field_rules[i];
-
-		if (!field_type_ok(req, f->name, f->t1, f->t2)) {
-			apierr_bad_request(err, f->name, "'%s' must be %s",
-					   f->name, f->what);
-			return -1;
-		}
+	f = broken_rule(req, field_rules, ARRAY_SIZE(field_rules));
+	if (f) {
+		apierr_bad_request(err, f->name, "'%s' must be %s", f->name,
+				   f->what);
+		return -1;
 	}
 	if (json_object_object_get_ex(req, "stream_options", &v) && v &&
 	    !field_type_ok(v, "include_usage", json_type_boolean,
@@ -467,15 +576,49 @@ static int validate(json_object *req, struct api_error *err)
 	return 0;
 }
 
+static pthread_key_t tok_key;
+static pthread_once_t tok_once = PTHREAD_ONCE_INIT;
+
+static void tok_destroy(void *tok)
+{
+	json_tokener_free(tok);
+}
+
+static void tok_key_init(void)
+{
+	if (pthread_key_create(&tok_key, tok_destroy) != 0)
+		abort();
+}
+
+/* The calling thread's request tokener, reset. A tokener for 128 levels
+ * zeroes 4 KiB when made, which showed in the profile of every request;
+ * a connection's thread keeps one for all its requests, and it goes with
+ * the thread. */
+static json_tokener *thread_tokener(void)
+{
+	json_tokener *tok;
+
+	pthread_once(&tok_once, tok_key_init);
+	tok = pthread_getspecific(tok_key);
+	if (!tok) {
+		tok = json_tokener_new_ex(MAX_JSON_DEPTH);
+		if (!tok)
+			abort(); /* out of memory, as xmalloc */
+		json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+				       JSON_TOKENER_VALIDATE_UTF8);
+		pthread_setspecific(tok_key, tok);
+	}
+	json_tokener_reset(tok);
+	return tok;
+}
+
 static json_object *parse_body(const char *body, size_t len,
 			       struct api_error *err)
 {
-	json_tokener *tok = json_tokener_new_ex(MAX_JSON_DEPTH);
+	json_tokener *tok = thread_tokener();
 	json_object *obj = NULL;
 	enum json_tokener_error jerr;
 
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-			       JSON_TOKENER_VALIDATE_UTF8);
 	if (len == 0 || len > INT32_MAX) {
 		apierr_bad_request(err, NULL, "The request body is empty; send "
 				   "a JSON chat completion request");
@@ -511,7 +654,6 @@ static json_object *parse_body(const char *body, size_t len,
 		obj = NULL;
 	}
 out:
-	json_tokener_free(tok);
 	return obj;
 }
 
@@ -641,6 +783,7 @@ struct pl_request *pipeline_new(const struct pl_input *in)
 	r->t_start = now_us();
 	r->emit.ud = r;
 	r->emit.chunk = emit_chunk;
+	r->emit.text = emit_text;
 	buf_init(&r->upbody, MAX_RESPONSE_BYTES);
 	buf_init(&r->answer, 0);
 	sse_init(&r->sse, MAX_SSE_EVENT);
@@ -678,6 +821,24 @@ static enum upstream_state pump_until_end(struct pl_request *r)
 	return st;
 }
 
+/* The 2xx answer as text straight into r->answer, when the adapter can
+ * (see adapter.response_text); false when parse_response must do it. */
+static bool adapter_text_response(struct pl_request *r)
+{
+	struct adapter_text t;
+
+	if (!r->route.adapter->response_text ||
+	    r->route.adapter->response_text(&r->call, r->upbody.data ?
+			r->upbody.data : "", r->upbody.len, &r->answer,
+			&t) != 0)
+		return false;
+	if (t.usage.n > 0)
+		record_usage_text(r, t.usage);
+	acct_response_text(&r->acct, t.choices);
+	log_body(r, "response", r->answer.data, r->answer.len);
+	return true;
+}
+
 static enum pl_result finish_buffered(struct pl_request *r,
 				      enum upstream_state st)
 {
@@ -707,6 +868,8 @@ static enum pl_result finish_buffered(struct pl_request *r,
 					    upstream_retry_after(r->up), &err);
 		return respond_error(r, &err);
 	}
+	if (adapter_text_response(r))
+		goto answered;
 	if (r->route.adapter->parse_response(&r->call, r->upbody.data ?
 			r->upbody.data : "", r->upbody.len, &resp, &err) < 0)
 		return respond_error(r, &err);
@@ -724,6 +887,7 @@ static enum pl_result finish_buffered(struct pl_request *r,
 	buf_append(&r->answer, s, len);
 	log_body(r, "response", s, len);
 	json_object_put(resp);
+answered:
 	r->status = 200;
 	r->final_status = 200;
 	return PL_RESPONSE;

@@ -48,11 +48,11 @@ static int dispatch(struct sse_parser *p, sse_event_fn cb, void *ud)
 	return rc;
 }
 
-/* Process one complete line (without its terminator). */
-static int process_line(struct sse_parser *p, sse_event_fn cb, void *ud)
+/* Process one complete line s[0..n) (without its terminator). */
+static int process_line(struct sse_parser *p, const char *s, size_t n,
+			sse_event_fn cb, void *ud)
 {
-	const char *s = p->line.data ? p->line.data : "";
-	size_t n = p->line.len, flen;
+	size_t flen;
 	const char *colon, *val;
 	size_t vlen;
 
@@ -86,31 +86,43 @@ static int process_line(struct sse_parser *p, sse_event_fn cb, void *ud)
 int sse_feed(struct sse_parser *p, const char *bytes, size_t len,
 	     sse_event_fn cb, void *ud)
 {
-	size_t i = 0;
+	const char *s = bytes, *end = bytes + len;
 
-	while (i < len) {
-		const char *start = bytes + i;
-		size_t n = len - i, k;
+	while (s < end) {
+		const char *nl, *eol;
 		int rc;
 
 		if (p->last_cr) {
 			p->last_cr = false;
-			if (*start == '\n') {
-				i++;
+			if (*s == '\n') {
+				s++;
 				continue;
 			}
 		}
-		for (k = 0; k < n && start[k] != '\n' && start[k] != '\r'; k++)
-			;
-		if (k && buf_append(&p->line, start, k) < 0)
-			return -1;
-		i += k;
-		if (k == n)
-			break; /* line continues in the next piece */
-		p->last_cr = bytes[i] == '\r';
-		i++;
-		rc = process_line(p, cb, ud);
-		buf_reset(&p->line);
+		/* memchr, not a byte loop: a line is a whole chunk of JSON */
+		nl = memchr(s, '\n', (size_t)(end - s));
+		eol = memchr(s, '\r', (size_t)((nl ? nl : end) - s));
+		if (!eol)
+			eol = nl;
+		if (!eol) {
+			/* the line continues in the next piece */
+			if (buf_append(&p->line, s, (size_t)(end - s)) < 0)
+				return -1;
+			break;
+		}
+		if (p->line.len == 0) {
+			/* the whole line is here: no copy */
+			if ((size_t)(eol - s) > p->max_event)
+				return -1;
+			rc = process_line(p, s, (size_t)(eol - s), cb, ud);
+		} else {
+			if (buf_append(&p->line, s, (size_t)(eol - s)) < 0)
+				return -1;
+			rc = process_line(p, p->line.data, p->line.len, cb, ud);
+			buf_reset(&p->line);
+		}
+		p->last_cr = *eol == '\r';
+		s = eol + 1;
 		if (rc)
 			return rc;
 	}

@@ -104,51 +104,6 @@ static void pair_destroy(CURL *easy, CURLM *multi)
 		curl_multi_cleanup(multi);
 }
 
-/* An idle pair (its connection possibly warm), or a new one. */
-static void pair_take(CURL **easy, CURLM **multi)
-{
-	struct pair *p;
-
-	pthread_mutex_lock(&pool_lock);
-	p = pool;
-	if (p) {
-		pool = p->next;
-		pool_size--;
-	}
-	pthread_mutex_unlock(&pool_lock);
-	if (p) {
-		*easy = p->easy;
-		*multi = p->multi;
-		free(p);
-		curl_easy_reset(*easy);
-		return;
-	}
-	*easy = curl_easy_init();
-	*multi = curl_multi_init();
-}
-
-/* Keep a pair whose transfer ended cleanly; free the others. */
-static void pair_give(CURL *easy, CURLM *multi, bool reusable)
-{
-	struct pair *p;
-
-	if (reusable) {
-		pthread_mutex_lock(&pool_lock);
-		if (pool_size < POOL_MAX) {
-			p = xmalloc(sizeof(*p));
-			p->easy = easy;
-			p->multi = multi;
-			p->next = pool;
-			pool = p;
-			pool_size++;
-			easy = NULL;
-			multi = NULL;
-		}
-		pthread_mutex_unlock(&pool_lock);
-	}
-	pair_destroy(easy, multi);
-}
-
 void upstream_global_cleanup(void)
 {
 	pthread_mutex_lock(&pool_lock);
@@ -209,6 +164,71 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
+/* The options that are the same for every transfer of a handle: set
+ * when it is made, kept while it is pooled. */
+static void setup_easy_once(CURL *e)
+{
+	curl_easy_setopt(e, CURLOPT_SHARE, share);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	/* stream events are small; the 16 KiB default is per stream held */
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 8192L);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+	/* a silent provider (before headers or mid-stream) times out after
+	 * timeout_s (CURLOPT_LOW_SPEED_TIME, per transfer) */
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+}
+
+/* An idle pair (its connection possibly warm), or a new one. */
+static void pair_take(CURL **easy, CURLM **multi)
+{
+	struct pair *p;
+
+	pthread_mutex_lock(&pool_lock);
+	p = pool;
+	if (p) {
+		pool = p->next;
+		pool_size--;
+	}
+	pthread_mutex_unlock(&pool_lock);
+	if (p) {
+		/* no curl_easy_reset(): what every transfer sets the same
+		 * stays set, and setup_easy() sets all the rest again */
+		*easy = p->easy;
+		*multi = p->multi;
+		free(p);
+		return;
+	}
+	*easy = curl_easy_init();
+	*multi = curl_multi_init();
+	if (*easy)
+		setup_easy_once(*easy);
+}
+
+/* Keep a pair whose transfer ended cleanly; free the others. */
+static void pair_give(CURL *easy, CURLM *multi, bool reusable)
+{
+	struct pair *p;
+
+	if (reusable) {
+		pthread_mutex_lock(&pool_lock);
+		if (pool_size < POOL_MAX) {
+			p = xmalloc(sizeof(*p));
+			p->easy = easy;
+			p->multi = multi;
+			p->next = pool;
+			pool = p;
+			pool_size++;
+			easy = NULL;
+			multi = NULL;
+		}
+		pthread_mutex_unlock(&pool_lock);
+	}
+	pair_destroy(easy, multi);
+}
+
 static void setup_easy(struct upstream_call *c, const struct upstream_req *req,
 		       const struct upstream_opts *o)
 {
@@ -219,33 +239,23 @@ static void setup_easy(struct upstream_call *c, const struct upstream_req *req,
 		c->headers = curl_slist_append(c->headers, req->headers[i]);
 	/* no "Expect: 100-continue" round trip for large prompts */
 	c->headers = curl_slist_append(c->headers, "Expect:");
+	/* everything that may differ from the handle's last transfer is
+	 * set, to "none" where this one has none (see setup_easy_once) */
 	curl_easy_setopt(e, CURLOPT_URL, req->url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
 			 (curl_off_t)req->body_len);
-	curl_easy_setopt(e, CURLOPT_SHARE, share);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-	/* stream events are small; the 16 KiB default is per stream held */
-	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 8192L);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->curl_error);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, connect_s > 0 ? connect_s : 1);
-	/* a silent provider (before headers or mid-stream) times out after
-	 * timeout_s; a non-streaming answer must also be complete by then */
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, o->timeout_s);
-	if (!o->stream)
-		curl_easy_setopt(e, CURLOPT_TIMEOUT, o->timeout_s);
+	/* a non-streaming answer must be complete within timeout_s */
+	curl_easy_setopt(e, CURLOPT_TIMEOUT, o->stream ? 0L : o->timeout_s);
 	/* never pick up http_proxy & co from the daemon's environment */
 	curl_easy_setopt(e, CURLOPT_PROXY, o->proxy ? o->proxy : "");
-	if (o->no_proxy)
-		curl_easy_setopt(e, CURLOPT_NOPROXY, o->no_proxy);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_NOPROXY, o->no_proxy);
 }
 
 /* Collect a finished transfer's result. */
@@ -382,8 +392,16 @@ void upstream_free(struct upstream_call *c)
 {
 	if (!c)
 		return;
-	if (c->multi && c->easy)
+	if (c->multi && c->easy) {
 		curl_multi_remove_handle(c->multi, c->easy);
+		/* a pooled handle keeps its options: none may point into c,
+		 * at the header list freed below or at the request body */
+		curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, NULL);
+		curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, NULL);
+		curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, NULL);
+		curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, NULL);
+		curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, NULL);
+	}
 	/* only a transfer that ran to its end leaves a clean connection */
 	pair_give(c->easy, c->multi, c->easy && c->multi && c->finished &&
 		  c->result == CURLE_OK);

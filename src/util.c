@@ -3,6 +3,8 @@
 #include "util.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +105,21 @@ bool has_prefix_ci(const char *s, const char *prefix)
 	return strncasecmp(s, prefix, strlen(prefix)) == 0;
 }
 
+size_t fmt_u64(char *out, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	out[n] = '\0';
+	return n;
+}
+
 int hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -128,4 +145,27 @@ void random_bytes(void *buf, size_t n)
 		p += got;
 		n -= (size_t)got;
 	}
+}
+
+static uint64_t id_key;
+static atomic_uint_fast64_t id_counter;
+static pthread_once_t id_once = PTHREAD_ONCE_INIT;
+
+static void id_init(void)
+{
+	random_bytes(&id_key, sizeof(id_key));
+}
+
+uint64_t unique_u64(void)
+{
+	uint64_t z;
+
+	pthread_once(&id_once, id_init);
+	/* splitmix64's finaliser: a bijection, so distinct counter values
+	 * give distinct ids; the key makes each run's sequence its own */
+	z = (atomic_fetch_add_explicit(&id_counter, 1, memory_order_relaxed) +
+	     id_key) * 0x9e3779b97f4a7c15u;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+	return z ^ (z >> 31);
 }

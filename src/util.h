@@ -24,6 +24,15 @@ int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
  * must be unique. Not gnutls_rnd(): GnuTLS keeps a generator per calling
  * thread until exit, and every connection here is a new thread. */
 void random_bytes(void *buf, size_t n);
+/* A 64-bit value this process never returned before: a counter under a
+ * bijective mix keyed by random bytes drawn once. For ids, which need
+ * uniqueness and no guessable sequence, without a system call per id;
+ * never for secrets (keys), which take random_bytes(). Thread-safe. */
+uint64_t unique_u64(void);
+/* v in decimal into out (at least 21 bytes), NUL-terminated; returns the
+ * length. For the hot path, where snprintf costs a few hundred
+ * instructions a number. */
+size_t fmt_u64(char *out, uint64_t v);
 /* The value of one hex digit, or -1. */
 int hex_digit(char c);
 

@@ -4,6 +4,10 @@
  * DeepSeek, CloseAI and every OpenAI-compatible service. Requests pass
  * through as they are; responses and chunks only get the client's model
  * name back. The stream is complete only when the provider says [DONE].
+ *
+ * That model name is spliced into the provider's text when the text
+ * allows it (see jsonspan.h): a chunk is then never parsed into json-c
+ * objects nor serialised again. Anything unusual takes the json-c way.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +17,16 @@
 #include "util.h"
 
 #define CHAT_PATH "/chat/completions"
+/* deeper texts take the json-c way, which allows 32; so do objects with
+ * more members than a chunk or an answer has */
+#define TEXT_MAX_DEPTH 16
+#define TEXT_MAX_MEMBERS 32
 
 struct openai_stream {
 	const struct adapter_call *call;
-	json_tokener *tok;
+	json_tokener *tok;     /* NULL until a chunk needs json-c */
+	struct buf model_json; /* the client's model as a JSON string */
+	struct buf text;       /* the chunk being emitted as text */
 	bool done;
 };
 
@@ -48,7 +58,8 @@ static int openai_build_request(const struct adapter_call *call,
 	out->url = endpoint_url(call->provider->base_url);
 	if (key && *key) {
 		buf_init(&auth, 0);
-		buf_printf(&auth, "Bearer %s", key);
+		buf_appends(&auth, "Bearer ");
+		buf_appends(&auth, key);
 		upstream_req_add_header(out, "Authorization", auth.data);
 		explicit_bzero(auth.data, auth.len);
 		buf_free(&auth);
@@ -128,6 +139,108 @@ static void normalize(json_object *obj, const char *model)
 					       json_object_get_int64(hit)));
 }
 
+static bool key_is(struct jspan key, const char *name)
+{
+	size_t n = strlen(name);
+
+	return key.n == n && memcmp(key.p, name, n) == 0;
+}
+
+/* Move a span of the text at from into the same bytes of out, where the
+ * model value (at model, n bytes) was replaced by one of model_len. */
+static struct jspan relocate(struct jspan v, const char *from,
+			     struct jspan model, size_t model_len,
+			     const struct buf *out)
+{
+	size_t off;
+
+	if (!v.p)
+		return v;
+	off = (size_t)(v.p - from);
+	if (v.p > model.p)
+		off = off - model.n + model_len;
+	v.p = out->data + off;
+	return v;
+}
+
+/*
+ * What normalize() does, on the text: the provider's object with the
+ * client's model name (model_json, a JSON string) in place of its own.
+ * Only for a text jspan_check() passes, with one "model", "choices" and
+ * "usage" each at most, no "error", and nothing else for normalize() to
+ * change. 0 with out and *t filled; 1 when the json-c way must do it.
+ */
+static int splice_model(const char *s, size_t n, const char *model_json,
+			size_t model_len, struct buf *out,
+			struct adapter_text *t)
+{
+	struct jspan_member top[TEXT_MAX_MEMBERS];
+	struct jspan obj, model = { NULL, 0 }, hit;
+	size_t n_top;
+	int64_t i64;
+
+	if (n > INT32_MAX || !jspan_check_object(s, n, TEXT_MAX_DEPTH, top,
+						 ARRAY_SIZE(top), &n_top))
+		return 1;
+	obj = jspan_trim(s, n);
+	memset(t, 0, sizeof(*t));
+	for (size_t i = 0; i < n_top; i++) {
+		struct jspan key = top[i].key, val = top[i].val;
+
+		if (key_is(key, "error")) {
+			return 1;
+		} else if (key_is(key, "model")) {
+			if (model.p)
+				return 1;
+			model = val;
+		} else if (key_is(key, "choices")) {
+			if (t->choices.p)
+				return 1;
+			t->choices = val;
+		} else if (key_is(key, "usage")) {
+			if (t->usage.p)
+				return 1;
+			t->usage = val;
+			t->usage_member = top[i].member;
+		}
+	}
+	if (!model.p)
+		return 1;
+	if (jspan_is_object(t->usage) &&
+	    jspan_get(t->usage, "prompt_cache_hit_tokens", &hit) &&
+	    jspan_int64(hit, &i64))
+		return 1; /* normalize() has cached_tokens to add */
+	buf_reset(out);
+	buf_append(out, obj.p, (size_t)(model.p - obj.p));
+	buf_append(out, model_json, model_len);
+	buf_append(out, model.p + model.n,
+		   (size_t)(obj.p + obj.n - (model.p + model.n)));
+	t->json = out->data;
+	t->len = out->len;
+	t->choices = relocate(t->choices, obj.p, model, model_len, out);
+	t->usage = relocate(t->usage, obj.p, model, model_len, out);
+	t->usage_member = relocate(t->usage_member, obj.p, model, model_len,
+				   out);
+	return 0;
+}
+
+static int openai_response_text(const struct adapter_call *call,
+				 const char *body, size_t len, struct buf *out,
+				 struct adapter_text *t)
+{
+	struct buf model;
+	int rc;
+
+	buf_init(&model, 0);
+	buf_append_json_str(&model, call->client_model,
+			    strlen(call->client_model));
+	rc = splice_model(body, len, model.data, model.len, out, t);
+	buf_free(&model);
+	if (rc)
+		buf_reset(out);
+	return rc;
+}
+
 static int openai_parse_response(const struct adapter_call *call,
 				 const char *body, size_t len,
 				 json_object **out, struct api_error *err)
@@ -168,7 +281,10 @@ static void *openai_stream_new(const struct adapter_call *call)
 	struct openai_stream *st = xcalloc(1, sizeof(*st));
 
 	st->call = call;
-	st->tok = json_tokener_new();
+	buf_init(&st->model_json, 0);
+	buf_append_json_str(&st->model_json, call->client_model,
+			    strlen(call->client_model));
+	buf_init(&st->text, 0);
 	return st;
 }
 
@@ -178,6 +294,7 @@ static int openai_stream_event(void *state, const struct sse_event *ev,
 {
 	struct openai_stream *st = state;
 	const char *pname = st->call->provider->name;
+	struct adapter_text text;
 	json_object *chunk;
 	const char *msg;
 	int rc;
@@ -188,6 +305,17 @@ static int openai_stream_event(void *state, const struct sse_event *ev,
 		st->done = true;
 		return ADAPTER_DONE;
 	}
+	/* the common case, as text: one line (a chunk goes out as one
+	 * "data:" line) that needs only its model name changed */
+	if (emit->text && !memchr(ev->data, '\n', ev->data_len) &&
+	    !memchr(ev->data, '\r', ev->data_len) &&
+	    splice_model(ev->data, ev->data_len, st->model_json.data,
+			 st->model_json.len, &st->text, &text) == 0) {
+		rc = emit->text(emit->ud, &text);
+		goto emitted;
+	}
+	if (!st->tok)
+		st->tok = json_tokener_new(); /* made when first needed */
 	chunk = ev->data_len <= INT32_MAX ?
 		parse_object(st->tok, ev->data, ev->data_len) : NULL;
 	if (!chunk) {
@@ -205,6 +333,7 @@ static int openai_stream_event(void *state, const struct sse_event *ev,
 	normalize(chunk, st->call->client_model);
 	rc = emit->chunk(emit->ud, chunk);
 	json_object_put(chunk);
+emitted:
 	if (rc) {
 		apierr_set(err, 499, "client_closed", NULL, NULL,
 			   "client closed the connection");
@@ -231,7 +360,10 @@ static void openai_stream_free(void *state)
 
 	if (!st)
 		return;
-	json_tokener_free(st->tok);
+	if (st->tok)
+		json_tokener_free(st->tok);
+	buf_free(&st->model_json);
+	buf_free(&st->text);
 	free(st);
 }
 
@@ -255,6 +387,7 @@ const struct adapter adapter_openai = {
 	.name = "openai",
 	.build_request = openai_build_request,
 	.parse_response = openai_parse_response,
+	.response_text = openai_response_text,
 	.stream_new = openai_stream_new,
 	.stream_event = openai_stream_event,
 	.stream_finish = openai_stream_finish,

@@ -135,6 +135,7 @@ struct collected {
 	struct buf text;
 	int chunks;
 	int stop_after; /* emit returns non-zero after this many; 0 = never */
+	int texts;      /* how many came as text */
 };
 
 static int collect(void *ud, json_object *chunk)
@@ -149,6 +150,23 @@ static int collect(void *ud, json_object *chunk)
 	buf_appends(&c->text, "\n");
 	c->chunks++;
 	return c->stop_after && c->chunks >= c->stop_after;
+}
+
+/* The same for chunks kept as text: parsed back, they must be what the
+ * json-c way gives. */
+static int collect_text(void *ud, struct adapter_text *t)
+{
+	struct collected *c = ud;
+	json_object *chunk = json_tokener_parse(t->json);
+	int rc;
+
+	ck_assert_ptr_nonnull(chunk);
+	ck_assert_uint_eq(t->len, strlen(t->json));
+	ck_assert(memchr(t->json, '\n', t->len) == NULL);
+	c->texts++;
+	rc = collect(ud, chunk);
+	json_object_put(chunk);
+	return rc;
 }
 
 struct feed {
@@ -168,8 +186,8 @@ static int on_event(void *ud, const struct sse_event *ev)
 }
 
 /* Feed a fixture through the SSE parser into the adapter. */
-static int run_stream(const char *fixture, struct collected *c,
-		      struct api_error *err)
+static int run_stream_as(const char *fixture, struct collected *c,
+			 struct api_error *err, bool text)
 {
 	size_t len;
 	char *bytes = tu_read_fixture(fixture, &len);
@@ -177,6 +195,8 @@ static int run_stream(const char *fixture, struct collected *c,
 	struct feed f = { .a = oa(), .emit = { .ud = c, .chunk = collect } };
 	int rc;
 
+	if (text)
+		f.emit.text = collect_text;
 	f.st = f.a->stream_new(&call);
 	sse_init(&p, 1 << 20);
 	f.last = ADAPTER_MORE;
@@ -190,6 +210,147 @@ static int run_stream(const char *fixture, struct collected *c,
 	free(bytes);
 	return rc;
 }
+
+static int run_stream(const char *fixture, struct collected *c,
+		      struct api_error *err)
+{
+	return run_stream_as(fixture, c, err, false);
+}
+
+/* Chunks spliced as text carry the same JSON as the json-c way, and the
+ * usual chunk does go the text way. */
+START_TEST(stream_text_way_matches)
+{
+	static const char *const fixtures[] = {
+		"fixtures/openai/stream.sse",
+		"fixtures/openai/tool-call-stream.sse",
+		"fixtures/openai/stream-error-midstream.sse",
+		"fixtures/deepseek/stream.sse",
+	};
+
+	for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+		struct collected a = { .chunks = 0 }, b = { .chunks = 0 };
+		struct api_error ea, eb;
+		json_object *ja, *jb;
+		char *la, *lb, *sa, *sb;
+
+		buf_init(&a.text, 0);
+		buf_init(&b.text, 0);
+		ck_assert_int_eq(run_stream_as(fixtures[i], &a, &ea, false),
+				 run_stream_as(fixtures[i], &b, &eb, true));
+		ck_assert_int_eq(a.chunks, b.chunks);
+		ck_assert_int_gt(b.texts, 0);
+		/* line by line: each chunk's JSON equal */
+		for (la = strtok_r(a.text.data, "\n", &sa),
+		     lb = strtok_r(b.text.data, "\n", &sb); la && lb;
+		     la = strtok_r(NULL, "\n", &sa),
+		     lb = strtok_r(NULL, "\n", &sb)) {
+			ja = json_tokener_parse(la);
+			jb = json_tokener_parse(lb);
+			ck_assert_msg(json_object_equal(ja, jb), "%s\n%s", la,
+				      lb);
+			json_object_put(ja);
+			json_object_put(jb);
+		}
+		ck_assert_ptr_null(la);
+		ck_assert_ptr_null(lb);
+		buf_free(&a.text);
+		buf_free(&b.text);
+	}
+}
+END_TEST
+
+/* Events the text way must leave to json-c: each still comes out as the
+ * json-c way makes it (or fails as it does). */
+START_TEST(stream_text_way_declines)
+{
+	static const char *const events[] = {
+		/* two model members, model absent, spread over lines */
+		"{\"model\":\"a\",\"model\":\"b\",\"choices\":[]}",
+		"{\"choices\":[{\"delta\":{\"content\":\"x\"}}]}",
+		"{\"model\":\"a\",\n\"choices\":[]}",
+		/* escaped key, big integer, -0, json-c leniency */
+		"{\"mod\\u0065l\":\"a\",\"model\":\"a\"}",
+		"{\"model\":\"a\",\"n\":99999999999999999999}",
+		"{\"model\":\"a\",\"n\":-0}",
+		"{\"model\":\"a\",\"n\":[1,]}",
+		/* an error, DeepSeek's cache counter */
+		"{\"model\":\"a\",\"error\":{\"message\":\"m\"}}",
+		"{\"model\":\"a\",\"usage\":{\"prompt_cache_hit_tokens\":3}}",
+	};
+	const struct adapter *a = oa();
+
+	for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+		struct collected ca = { .chunks = 0 }, cb = { .chunks = 0 };
+		struct adapter_emit ea = { .ud = &ca, .chunk = collect };
+		struct adapter_emit eb = { .ud = &cb, .chunk = collect,
+					   .text = collect_text };
+		struct sse_event ev = { .event = "", .data = events[i],
+					.data_len = strlen(events[i]) };
+		struct api_error err;
+		void *sa = a->stream_new(&call), *sb = a->stream_new(&call);
+
+		buf_init(&ca.text, 0);
+		buf_init(&cb.text, 0);
+		ck_assert_int_eq(a->stream_event(sa, &ev, &ea, &err),
+				 a->stream_event(sb, &ev, &eb, &err));
+		ck_assert_int_eq(cb.texts, 0);
+		ck_assert_int_eq(ca.chunks, cb.chunks);
+		if (ca.chunks)
+			ck_assert_str_eq(ca.text.data, cb.text.data);
+		a->stream_free(sa);
+		a->stream_free(sb);
+		buf_free(&ca.text);
+		buf_free(&cb.text);
+	}
+}
+END_TEST
+
+/* A response as text: the same JSON as parse_response, with its usage
+ * and choices found; what it cannot do, parse_response does. */
+START_TEST(response_text_way)
+{
+	static const char *const fixtures[] = {
+		"fixtures/openai/response.json",
+		"fixtures/openai/tool-call-response.json",
+	};
+	static const char *const declined[] = {
+		"not json", "[1,2]", "{\"a\":1} trailing", "",
+		"{\"error\":{\"message\":\"boom\"}}",
+		"{\"model\":\"m\",\"usage\":{\"prompt_cache_hit_tokens\":2}}",
+	};
+	struct adapter_text t;
+	struct api_error err;
+	struct buf out;
+
+	buf_init(&out, 0);
+	for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+		size_t len;
+		char *body = tu_read_fixture(fixtures[i], &len);
+		json_object *want = NULL, *got;
+
+		ck_assert_int_eq(oa()->parse_response(&call, body, len, &want,
+						      &err), 0);
+		ck_assert_int_eq(oa()->response_text(&call, body, len, &out,
+						     &t), 0);
+		got = json_tokener_parse(out.data);
+		ck_assert(json_object_equal(want, got));
+		ck_assert(t.json == out.data && t.len == out.len);
+		ck_assert(jspan_is_array(t.choices));
+		ck_assert(jspan_is_object(t.usage));
+		ck_assert_int_eq(t.usage_member.p[0], '"');
+		json_object_put(want);
+		json_object_put(got);
+		free(body);
+	}
+	for (size_t i = 0; i < sizeof(declined) / sizeof(declined[0]); i++) {
+		ck_assert_int_eq(oa()->response_text(&call, declined[i],
+				 strlen(declined[i]), &out, &t), 1);
+		ck_assert_uint_eq(out.len, 0);
+	}
+	buf_free(&out);
+}
+END_TEST
 
 START_TEST(stream_passes_chunks_and_ends_on_done)
 {
@@ -398,6 +559,9 @@ static Suite *adapter_suite(void)
 	tcase_add_test(tc, bad_responses_are_502);
 	tcase_add_test(tc, stream_passes_chunks_and_ends_on_done);
 	tcase_add_test(tc, stream_tool_calls_kept_whole);
+	tcase_add_test(tc, stream_text_way_matches);
+	tcase_add_test(tc, stream_text_way_declines);
+	tcase_add_test(tc, response_text_way);
 	tcase_add_test(tc, stream_error_event_is_error);
 	tcase_add_test(tc, stream_without_done_is_cut_short);
 	tcase_add_test(tc, stream_bad_event_and_client_gone);

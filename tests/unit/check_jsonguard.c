@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for jsonguard: what it refuses, what it lets json-c judge. */
+/* Unit tests for jsonguard: what it refuses, what it lets json-c judge;
+ * and for jsonspan, the other reader of raw JSON text. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jsonguard.h"
+#include "jsonspan.h"
 
 static int check(const char *s, struct api_error *err)
 {
@@ -145,6 +147,120 @@ START_TEST(known_fields)
 }
 END_TEST
 
+/* ---- jsonspan ---- */
+
+static bool span_ok(const char *s)
+{
+	return jspan_check(s, strlen(s), 4);
+}
+
+START_TEST(span_check)
+{
+	static const char *const good[] = {
+		"{}", " [ ] ", "{\"a\":[1,-2,3.5,1e9,-0.0,true,false,null]}",
+		"\"\\u00e9\\ud83d\\ude00\\n\\/\"", "-9223372036854775808",
+		"9223372036854775807", "{\"a\" : {\"b\":[[]]}}\n",
+	};
+	static const char *const bad[] = {
+		"", "{", "{\"a\":1,}", "[1,]", "{\"a\" 1}", "01", "1.", ".5",
+		"-", "1e", "tru", "nul", "{a:1}", "'x'", "\"\\x\"",
+		"\"\\u0000\"", "\"\\udc00\"", "\"\\ud800\"",
+		"\"\\ud800\\u0041\"", "\"\\ud876\\udc00\"", "\"\\ud877\\udd91\"",
+		"\"a\tb\"",
+		"{\"\\u0061\":1}",
+		"-0", "9223372036854775808", "-9223372036854775809",
+		"[[[[[]]]]]", "1 2", "{} x", "NaN",
+	};
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(span_ok(good[i]), "refused: %s", good[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(!span_ok(bad[i]), "accepted: %s", bad[i]);
+}
+END_TEST
+
+START_TEST(span_read)
+{
+	const char *s = "{ \"a\" : [1, {\"x\":\"]}\\\"\"}] ,\"n\":-42,"
+			"\"s\":\"caf\\u00e9 \\ud83d\\ude00\\t\\\"\","
+			"\"a\":\"last\"}";
+	struct jspan obj = jspan_trim(s, strlen(s)), v, k, m;
+	struct jspan_iter it;
+	struct buf b;
+	int64_t n;
+	int count = 0;
+
+	ck_assert(jspan_check(s, strlen(s), 8));
+	ck_assert(jspan_get(obj, "a", &v));
+	ck_assert(v.n == 6 && memcmp(v.p, "\"last\"", 6) == 0);
+	ck_assert(jspan_string_plain(v));
+	ck_assert(jspan_get(obj, "n", &v) && jspan_int64(v, &n));
+	ck_assert_int_eq(n, -42);
+	ck_assert(!jspan_get(obj, "x", &v));
+	ck_assert(!jspan_get(v = (struct jspan){ "[1]", 3 }, "a", &v));
+	ck_assert(jspan_get(obj, "s", &v) && !jspan_string_plain(v));
+	buf_init(&b, 0);
+	jspan_string(v, &b);
+	ck_assert_str_eq(b.data, "caf\xc3\xa9 \xf0\x9f\x98\x80\t\"");
+	buf_free(&b);
+	jspan_iter_init(&it, obj);
+	while (jspan_next_member(&it, &k, &v, &m))
+		count++;
+	ck_assert_int_eq(count, 4);
+	ck_assert(!jspan_int64((struct jspan){ "1.0", 3 }, &n));
+	ck_assert(!jspan_int64((struct jspan){ "\"1\"", 3 }, &n));
+}
+END_TEST
+
+START_TEST(span_check_object)
+{
+	const char *s = " {\"a\":[1,{\"b\":2}], \"c\" : \"x\"} ";
+	struct jspan_member m[2];
+	size_t n;
+
+	ck_assert(jspan_check_object(s, strlen(s), 4, m, 2, &n));
+	ck_assert_uint_eq(n, 2);
+	ck_assert(m[0].key.n == 1 && m[0].key.p[0] == 'a');
+	ck_assert(m[0].val.n == 11 && memcmp(m[0].val.p, "[1,{\"b\":2}]",
+						    11) == 0);
+	ck_assert(m[1].val.n == 3 && memcmp(m[1].val.p, "\"x\"", 3) == 0);
+	ck_assert(m[1].member.n == 9 &&
+		  memcmp(m[1].member.p, "\"c\" : \"x\"", 9) == 0);
+	ck_assert(!jspan_check_object(s, strlen(s), 4, m, 1, &n));
+	ck_assert(!jspan_check_object("[1]", 3, 4, m, 2, &n));
+	ck_assert(!jspan_check_object("{\"a\":1,}", 8, 4, m, 2, &n));
+	ck_assert(jspan_check_object("{}", 2, 4, m, 2, &n));
+	ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
+static void cut(const char *in, const char *key, const char *want)
+{
+	char text[128];
+	struct jspan obj, k, v, m;
+	struct jspan_iter it;
+	size_t len = strlen(in);
+
+	memcpy(text, in, len + 1);
+	obj = jspan_trim(text, len);
+	jspan_iter_init(&it, obj);
+	while (jspan_next_member(&it, &k, &v, &m))
+		if (k.n == strlen(key) && memcmp(k.p, key, k.n) == 0)
+			break;
+	len = jspan_cut_member(text, len, m);
+	ck_assert_str_eq(text, want);
+	ck_assert_uint_eq(len, strlen(want));
+}
+
+START_TEST(span_cut)
+{
+	cut("{\"u\":null,\"a\":1}", "u", "{\"a\":1}");
+	cut("{\"a\":1,\"u\":null,\"b\":2}", "u", "{\"a\":1,\"b\":2}");
+	cut("{\"a\":1, \"u\" : null }", "u", "{\"a\":1 }");
+	cut("{\"u\":{\"x\":[1,2]}}", "u", "{}");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("jsonguard");
@@ -159,6 +275,12 @@ int main(void)
 	tcase_add_test(tc, duplicate_keys);
 	tcase_add_test(tc, depth);
 	tcase_add_test(tc, known_fields);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("jsonspan");
+	tcase_add_test(tc, span_check);
+	tcase_add_test(tc, span_read);
+	tcase_add_test(tc, span_check_object);
+	tcase_add_test(tc, span_cut);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
