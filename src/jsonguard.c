@@ -81,20 +81,25 @@ static int fail(struct guard *g, const char *param, const char *fmt, ...)
 	return -1;
 }
 
-/* The 4 hex digits at s[i..i+4), or -1. */
-static long hex4(const struct guard *g, size_t i)
+/* The 4 hex digits at s[i..i+4) of a text of len bytes, or -1. */
+static long hex4_at(const char *s, size_t len, size_t i)
 {
 	long v = 0;
 
-	if (i + 4 > g->len)
+	if (i + 4 > len)
 		return -1;
 	for (size_t k = 0; k < 4; k++) {
-		int h = hex_digit(g->s[i + k]);
+		int h = hex_digit(s[i + k]);
 		if (h < 0)
 			return -1;
 		v = v * 16 + h;
 	}
 	return v;
+}
+
+static long hex4(const struct guard *g, size_t i)
+{
+	return hex4_at(g->s, g->len, i);
 }
 
 static void put_utf8(struct buf *b, unsigned long cp)
@@ -465,4 +470,62 @@ int jsonguard_check(const char *text, size_t len, unsigned max_depth,
 	free(g.keys);
 	buf_free(&g.arena);
 	return rc;
+}
+
+/*
+ * json-c 0.16 decodes an escaped surrogate pair whose code point ends in
+ * D800-DFFF (U+1D800-U+1DFFF, U+2D800-U+2DFFF, ... : SignWriting, part of
+ * CJK Extension F and more, 32,768 characters in all) to U+FFFD: it takes
+ * the low 16 bits of the decoded character for a lone surrogate. The
+ * escape at s[i] ("\\uHHHH\\uLLLL"), when it is such a pair: its code
+ * point, else 0.
+ */
+static unsigned long mangled_pair(const char *s, size_t len, size_t i)
+{
+	long hi = hex4_at(s, len, i + 2), lo;
+	unsigned long cp;
+
+	if (hi < 0xd800 || hi > 0xdbff || i + 12 > len || s[i + 6] != '\\' ||
+	    s[i + 7] != 'u')
+		return 0;
+	lo = hex4_at(s, len, i + 8);
+	if (lo < 0xdc00 || lo > 0xdfff)
+		return 0;
+	cp = 0x10000 + ((unsigned long)(hi - 0xd800) << 10) +
+	     (unsigned long)(lo - 0xdc00);
+	return (cp & 0xf800) == 0xd800 ? cp : 0;
+}
+
+bool jsonguard_unmangle(const char **text, size_t *len, struct buf *scratch)
+{
+	const char *s = *text;
+	size_t n = *len, copied = 0;
+	bool found = false;
+
+	for (size_t i = 0; i + 1 < n; i++) {
+		unsigned long cp;
+
+		if (s[i] != '\\')
+			continue;
+		/* a backslash outside a string is not JSON: every one here
+		 * starts an escape, and the byte after it belongs to it */
+		cp = s[i + 1] == 'u' ? mangled_pair(s, n, i) : 0;
+		if (!cp) {
+			i++;
+			continue;
+		}
+		if (!found)
+			buf_reset(scratch);
+		found = true;
+		buf_append(scratch, s + copied, i - copied);
+		put_utf8(scratch, cp);
+		i += 11;
+		copied = i + 1;
+	}
+	if (!found)
+		return false;
+	buf_append(scratch, s + copied, n - copied);
+	*text = scratch->data;
+	*len = scratch->len;
+	return true;
 }

@@ -15,15 +15,27 @@
 #ifndef LB_JSONGUARD_H
 #define LB_JSONGUARD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "apierr.h"
+
+struct buf;
 
 /* 0 when the text passes; -1 with a 400 invalid_request_error in err
  * (param: the top-level field concerned, when it is a known one). The
  * text must still be parsed: only the problems above are looked for. */
 int jsonguard_check(const char *text, size_t len, unsigned max_depth,
 		    struct api_error *err);
+
+/* Call before json-c parses a text (a request, or a provider's answer):
+ * json-c 0.16 turns the escaped surrogate pairs of 32,768 characters
+ * (code points ending in D800-DFFF, such as U+1D800 or U+2DC00) into
+ * U+FFFD. When *text holds any, scratch gets a copy with each of them
+ * spelled in UTF-8 (the same JSON value), *text and *len point at it, and
+ * the result is true; otherwise nothing changes. scratch stays the
+ * caller's to free, after the text is parsed. */
+bool jsonguard_unmangle(const char **text, size_t *len, struct buf *scratch);
 
 /* The static spelling of a known Chat Completions field, or NULL. */
 const char *jsonguard_field(const char *name, size_t len);

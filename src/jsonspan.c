@@ -116,13 +116,6 @@ static bool check_string(struct checker *c, bool key)
 			lo = hex4(p + 2, end);
 			if (lo < 0xdc00 || lo > 0xdfff)
 				return false;
-			/* json-c 0.16 turns a pair whose code point ends in
-			 * D800-DFFF (U+1D800, U+2DC00, ...) into U+FFFD (its
-			 * PR #893): such a text goes its way, so the client
-			 * gets what it got before */
-			if (((0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00)) &
-			     0xf800) == 0xd800)
-				return false;
 			p += 6;
 		}
 	}

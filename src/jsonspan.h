@@ -33,10 +33,9 @@ struct jspan {
  * true when s[0..n) is one JSON value, with whitespace around it allowed,
  * in the strict grammar of RFC 8259 and nested at most max_depth deep, and
  * json-c would read it back to the same values: every key free of escapes
- * (keys are then compared as bytes), no "\u0000", lone surrogate or
- * surrogate pair json-c decodes wrongly, no integer beyond int64 and no
- * "-0" (json-c would rewrite those numbers), no raw control character
- * inside a string.
+ * (keys are then compared as bytes), no "\u0000" or lone surrogate, no
+ * integer beyond int64 and no "-0" (json-c would rewrite those numbers),
+ * no raw control character inside a string.
  */
 bool jspan_check(const char *s, size_t n, unsigned max_depth);
 

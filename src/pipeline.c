@@ -618,7 +618,9 @@ static json_object *parse_body(const char *body, size_t len,
 	json_tokener *tok = thread_tokener();
 	json_object *obj = NULL;
 	enum json_tokener_error jerr;
+	struct buf fixed;
 
+	buf_init(&fixed, 0);
 	if (len == 0 || len > INT32_MAX) {
 		apierr_bad_request(err, NULL, "The request body is empty; send "
 				   "a JSON chat completion request");
@@ -626,6 +628,7 @@ static json_object *parse_body(const char *body, size_t len,
 	}
 	if (jsonguard_check(body, len, MAX_JSON_DEPTH, err) < 0)
 		goto out;
+	(void)jsonguard_unmangle(&body, &len, &fixed);
 	obj = json_tokener_parse_ex(tok, body, (int)len);
 	jerr = json_tokener_get_error(tok);
 	if (jerr == json_tokener_continue)
@@ -654,6 +657,7 @@ static json_object *parse_body(const char *body, size_t len,
 		obj = NULL;
 	}
 out:
+	buf_free(&fixed);
 	return obj;
 }
 

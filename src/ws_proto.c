@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "buf.h"
 #include "jsonguard.h"
 #include "util.h"
 #include "ws_proto.h"
@@ -68,6 +69,7 @@ int ws_proto_parse(const char *text, size_t len, bool have_key,
 {
 	struct json_tokener *tok = json_tokener_new_ex(MAX_DEPTH);
 	json_object *t, *id;
+	struct buf fixed;
 	const char *type;
 
 	memset(m, 0, sizeof(*m));
@@ -79,10 +81,13 @@ int ws_proto_parse(const char *text, size_t len, bool have_key,
 	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
 				    JSON_TOKENER_VALIDATE_UTF8);
+	buf_init(&fixed, 0);
+	(void)jsonguard_unmangle(&text, &len, &fixed);
 	m->root = json_tokener_parse_ex(tok, text, (int)len);
 	if (m->root && json_tokener_get_parse_end(tok) != len)
 		json_object_put(m->root), m->root = NULL;
 	json_tokener_free(tok);
+	buf_free(&fixed);
 	if (!m->root)
 		return bad(err, NULL, "Message is not valid JSON");
 	if (!json_object_is_type(m->root, json_type_object))

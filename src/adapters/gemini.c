@@ -45,6 +45,7 @@
 
 #include "adapter.h"
 #include "buf.h"
+#include "jsonguard.h"
 #include "log.h"
 #include "util.h"
 
@@ -150,9 +151,12 @@ static json_object *parse_text(const char *s, size_t n)
 	json_tokener *tok;
 	json_object *v;
 	size_t end;
+	struct buf fixed;
 
 	if (n > INT32_MAX)
 		return NULL;
+	buf_init(&fixed, 0);
+	(void)jsonguard_unmangle(&s, &n, &fixed);
 	tok = json_tokener_new();
 	v = json_tokener_parse_ex(tok, s, (int)n);
 	end = json_tokener_get_parse_end(tok);
@@ -174,6 +178,7 @@ static json_object *parse_text(const char *s, size_t n)
 		v = NULL;
 	}
 	json_tokener_free(tok);
+	buf_free(&fixed);
 	return v;
 }
 

@@ -109,6 +109,23 @@ static void chat(const char *model, const char *text, const char *extra,
 
 /* ---- basics ---- */
 
+/* json-c 0.16 decodes the escaped pairs of U+xD800-U+xDFFF to U+FFFD: the
+ * provider must still get the client's character */
+START_TEST(rare_surrogate_pairs_reach_the_provider)
+{
+	struct h_resp r = { 0 };
+	json_object *up;
+
+	chat("mock/gpt-test", "a\\ud876\\udc00b [mock chunks=1]", NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	h_resp_free(&r);
+	up = h_mock_last_body(&mock);
+	ck_assert_str_eq(h_get_str(up, "messages.0.content"),
+			 "a\xf0\xad\xa0\x80" "b [mock chunks=1]");
+	json_object_put(up);
+}
+END_TEST
+
 START_TEST(health_and_models)
 {
 	const char *auth[] = { "Authorization: Bearer " H_CLIENT_KEY, NULL };
@@ -889,6 +906,7 @@ static Suite *gateway_suite(void)
 	tcase_add_test(tc, health_and_models);
 	tcase_add_test(tc, auth_required);
 	tcase_add_test(tc, completion_rewrites_model);
+	tcase_add_test(tc, rare_surrogate_pairs_reach_the_provider);
 	tcase_add_test(tc, base_url_full_endpoint_and_env_key);
 	tcase_add_test(tc, routing_rules);
 	tcase_add_test(tc, variant_and_param_config);

@@ -94,6 +94,28 @@ START_TEST(headers_and_body)
 }
 END_TEST
 
+/* json-c 0.16 decodes this pair (U+2D800) to U+FFFD; the adapter's
+ * json-c way must still hand on the character itself */
+START_TEST(response_keeps_rare_pairs)
+{
+	static const char body[] = "{\"id\":\"x\",\"object\":"
+		"\"chat.completion\",\"model\":\"m\",\"choices\":[{\"index\":0,"
+		"\"message\":{\"role\":\"assistant\",\"content\":"
+		"\"a\\ud876\\udc00b\"},\"finish_reason\":\"stop\"}]}";
+	json_object *out = NULL, *v;
+	struct api_error err;
+
+	ck_assert_int_eq(oa()->parse_response(&call, body, sizeof(body) - 1,
+					      &out, &err), 0);
+	ck_assert(json_object_object_get_ex(out, "choices", &v));
+	v = json_object_array_get_idx(v, 0);
+	ck_assert(json_object_object_get_ex(v, "message", &v));
+	ck_assert(json_object_object_get_ex(v, "content", &v));
+	ck_assert_str_eq(json_object_get_string(v), "a\xf0\xad\xa0\x80" "b");
+	json_object_put(out);
+}
+END_TEST
+
 START_TEST(response_gets_client_model)
 {
 	size_t len;
@@ -556,6 +578,7 @@ static Suite *adapter_suite(void)
 	tcase_add_test(tc, url_from_base_or_full_endpoint);
 	tcase_add_test(tc, headers_and_body);
 	tcase_add_test(tc, response_gets_client_model);
+	tcase_add_test(tc, response_keeps_rare_pairs);
 	tcase_add_test(tc, bad_responses_are_502);
 	tcase_add_test(tc, stream_passes_chunks_and_ends_on_done);
 	tcase_add_test(tc, stream_tool_calls_kept_whole);
