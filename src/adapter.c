@@ -49,9 +49,7 @@ int upstream_req_add_header(struct upstream_req *r, const char *name,
 		return -1;
 	/* "Name: value" by hand: a printf per header showed in profiles */
 	line = xmalloc(n + 2 + v + 1);
-	memcpy(line, name, n);
-	memcpy(line + n, ": ", 2);
-	memcpy(line + n + 2, value, v + 1);
+	stpcpy(stpcpy(stpcpy(line, name), ": "), value);
 	r->headers[r->n_headers++] = line;
 	return 0;
 }

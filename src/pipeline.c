@@ -114,7 +114,10 @@ void pipeline_make_request_id(char *out, size_t n)
 
 	if (n == 0)
 		return;
-	memcpy(id, "req_", 4);
+	id[0] = 'r';
+	id[1] = 'e';
+	id[2] = 'q';
+	id[3] = '_';
 	for (int i = 19; i >= 4; i--, v >>= 4)
 		id[i] = hex[v & 15];
 	memcpy(out, id, len);
@@ -205,6 +208,13 @@ static void record_usage(struct pl_request *r, json_object *usage)
 		r->usage.cached = json_object_get_int64(v);
 }
 
+static bool span_is(struct jspan k, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	return k.n == n && memcmp(k.p, lit, n) == 0;
+}
+
 /* record_usage() on the text of a usage value, in one pass over its
  * members. A count that is not a plain integer is read by json-c, the
  * way record_usage() reads it. */
@@ -215,28 +225,24 @@ static void record_usage_text(struct pl_request *r, struct jspan usage)
 	struct jspan cdet = { NULL, 0 }, pdet = { NULL, 0 };
 	json_tokener *tok;
 	json_object *obj;
-	int64_t *dst;
 
 	if (!jspan_is_object(usage))
 		return;
 	jspan_iter_init(&it, usage);
 	while (jspan_next_member(&it, &k, &v, NULL)) {
-		dst = NULL;
-		if (k.n == 13 && memcmp(k.p, "prompt_tokens", 13) == 0) {
-			dst = &r->usage.prompt;
-		} else if (k.n == 17 &&
-			   memcmp(k.p, "completion_tokens", 17) == 0) {
-			dst = &r->usage.completion;
-		} else if (k.n == 12 && memcmp(k.p, "total_tokens", 12) == 0) {
-			dst = &r->usage.total;
-		} else if (k.n == 25 &&
-			   memcmp(k.p, "completion_tokens_details", 25) == 0) {
+		bool ok = true;
+
+		if (span_is(k, "prompt_tokens"))
+			ok = jspan_int64(v, &r->usage.prompt);
+		else if (span_is(k, "completion_tokens"))
+			ok = jspan_int64(v, &r->usage.completion);
+		else if (span_is(k, "total_tokens"))
+			ok = jspan_int64(v, &r->usage.total);
+		else if (span_is(k, "completion_tokens_details"))
 			cdet = v; /* the last one counts, as in json-c */
-		} else if (k.n == 21 &&
-			   memcmp(k.p, "prompt_tokens_details", 21) == 0) {
+		else if (span_is(k, "prompt_tokens_details"))
 			pdet = v;
-		}
-		if (dst && !jspan_int64(v, dst))
+		if (!ok)
 			goto slow;
 	}
 	if (jspan_get(cdet, "reasoning_tokens", &v) &&
