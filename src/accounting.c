@@ -108,6 +108,15 @@ static void limit_error(const struct limit_status *st, struct api_error *err)
 		 st->retry_after_s);
 }
 
+/* The local count of the prompt's messages into a->est_prompt (0 when
+ * the model has no known encoding). */
+static void count_prompt(struct acct *a, json_object *msgs)
+{
+	a->est_prompt = a->enc ? tok_count_messages(a->enc, msgs) : -1;
+	if (a->est_prompt < 0)
+		a->est_prompt = 0;
+}
+
 int acct_admit(struct acct *a, const struct key_entry *key,
 	       const struct route *route, const char *client_model,
 	       json_object *req, struct api_error *err)
@@ -128,15 +137,16 @@ int acct_admit(struct acct *a, const struct key_entry *key,
 	a->enc = tok_for_model(client_model);
 	tok_stream_init(&a->completion, a->enc);
 	json_object_object_get_ex(req, "messages", &msgs);
-	a->est_prompt = a->enc ? tok_count_messages(a->enc, msgs) : -1;
-	if (a->est_prompt < 0)
-		a->est_prompt = 0;
-	if (!def || !limiter_g)
+	a->has_limits = def && limiter_g &&
+			(def->limits.rpm || def->limits.tpm ||
+			 def->limits.period != LIMIT_PERIOD_NONE);
+	if (!a->has_limits) {
+		/* nothing to admit against: the prompt is counted when the
+		 * request is settled, after its answer has gone out */
+		a->prompt_msgs = json_object_get(msgs);
 		return 0;
-	a->has_limits = def->limits.rpm || def->limits.tpm ||
-			def->limits.period != LIMIT_PERIOD_NONE;
-	if (!a->has_limits)
-		return 0;
+	}
+	count_prompt(a, msgs);
 	est.prompt = a->est_prompt;
 	est.completion = output_budget(req, route);
 	if (limiter_admit(limiter_g, def->name, &def->limits,
@@ -278,13 +288,19 @@ void acct_finish(struct acct *a, const struct acct_tokens *reported,
 	struct acct_tokens t = { 0 };
 	struct usage_rec rec;
 
+	if (a->prompt_msgs) {
+		count_prompt(a, a->prompt_msgs);
+		json_object_put(a->prompt_msgs);
+		a->prompt_msgs = NULL;
+	}
+	acct_local_completion(a);
 	if (reported) {
 		t = *reported;
 	} else if (a->route && answered) {
 		/* no usage from the provider (a cut-short stream, or one that
 		 * never reports it): what was sent is what counts */
 		t.prompt = a->est_prompt;
-		t.completion = acct_local_completion(a);
+		t.completion = a->local_completion;
 	}
 	if (a->admitted && limiter_g)
 		limiter_settle(limiter_g, &a->ticket,
@@ -309,6 +325,8 @@ void acct_finish(struct acct *a, const struct acct_tokens *reported,
 
 void acct_free(struct acct *a)
 {
+	json_object_put(a->prompt_msgs);
+	a->prompt_msgs = NULL;
 	tok_stream_free(&a->completion);
 }
 

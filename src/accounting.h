@@ -50,16 +50,22 @@ struct acct {
 	struct limit_ticket ticket;
 	struct limit_status limits;       /* for x-ratelimit-* headers */
 	bool has_limits;
-	int64_t est_prompt;               /* local count of the prompt */
+	int64_t est_prompt;               /* local count of the prompt: at
+					   * admission with limits, else at
+					   * acct_finish() */
+	json_object *prompt_msgs;         /* counted at acct_finish (a ref) */
 	struct tok_stream completion;     /* local count of the answer */
-	int64_t local_completion;         /* set for non-streamed answers */
+	int64_t local_completion;         /* final after acct_finish() */
 	bool counted;                     /* a local completion count exists */
 };
 
 void acct_init(struct acct *a);
 /* Check the key may use route's model, then admit req against the key's
  * limits. 0, or -1 with err set: 403 model_not_allowed, or 429 with
- * Retry-After (rate_limit_exceeded or insufficient_quota). */
+ * Retry-After (rate_limit_exceeded or insufficient_quota). A key with
+ * limits needs the prompt counted now; for any other the count waits for
+ * acct_finish(), off the request's way, holding a reference to req's
+ * messages until then. */
 int acct_admit(struct acct *a, const struct key_entry *key,
 	       const struct route *route, const char *client_model,
 	       json_object *req, struct api_error *err);

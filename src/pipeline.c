@@ -1120,7 +1120,6 @@ static void account(struct pl_request *r)
 	bool ok = status >= 200 && status < 300 && !r->error_type;
 	uint64_t total_us = now_us() - r->t_start;
 	long up_status = r->up ? upstream_status(r->up) : 0;
-	int64_t local_completion;
 	struct metrics_obs o = {
 		.front = r->in.front,
 		.provider = r->route.provider ? r->route.provider->name : "",
@@ -1137,7 +1136,6 @@ static void account(struct pl_request *r)
 	if (r->accounted)
 		return;
 	r->accounted = true;
-	local_completion = acct_local_completion(&r->acct);
 	acct_finish(&r->acct, r->usage.known ? &reported : NULL,
 		    up_status >= 200 && up_status < 300, ok, &rec);
 	o.prompt_tokens = (uint64_t)rec.prompt;
@@ -1146,7 +1144,7 @@ static void account(struct pl_request *r)
 	o.cached_tokens = (uint64_t)rec.cached;
 	metrics_observe(&o);
 	metrics_inflight(r->streaming, -1);
-	audit(r, status, total_us, &rec, local_completion);
+	audit(r, status, total_us, &rec, r->acct.local_completion);
 }
 
 /* Let a finished stream's transfer end cleanly so its connection goes
