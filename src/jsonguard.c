@@ -102,33 +102,6 @@ static long hex4(const struct guard *g, size_t i)
 	return hex4_at(g->s, g->len, i);
 }
 
-static void put_utf8(struct buf *b, unsigned long cp)
-{
-	char u[4];
-	size_t n;
-
-	if (cp < 0x80) {
-		u[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		u[0] = (char)(0xc0 | (cp >> 6));
-		u[1] = (char)(0x80 | (cp & 0x3f));
-		n = 2;
-	} else if (cp < 0x10000) {
-		u[0] = (char)(0xe0 | (cp >> 12));
-		u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		u[2] = (char)(0x80 | (cp & 0x3f));
-		n = 3;
-	} else {
-		u[0] = (char)(0xf0 | (cp >> 18));
-		u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-		u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		u[3] = (char)(0x80 | (cp & 0x3f));
-		n = 4;
-	}
-	buf_append(b, u, n);
-}
-
 /* Length of the well-formed UTF-8 sequence at s[i] (RFC 3629 section 4:
  * no overlong forms, no surrogates, nothing past U+10FFFF), or 0. json-c
  * lets all three through. */
@@ -230,7 +203,7 @@ static int scan_string(struct guard *g, bool key, struct key *k)
 			g->i += 6;
 		}
 		if (key)
-			put_utf8(&g->arena, (unsigned long)cp);
+			buf_append_utf8(&g->arena, (unsigned long)cp);
 		g->i += 6;
 	}
 	return 0; /* unterminated: json-c says so */
@@ -518,7 +491,7 @@ bool jsonguard_unmangle(const char **text, size_t *len, struct buf *scratch)
 			buf_reset(scratch);
 		found = true;
 		buf_append(scratch, s + copied, i - copied);
-		put_utf8(scratch, cp);
+		buf_append_utf8(scratch, cp);
 		i += 11;
 		copied = i + 1;
 	}

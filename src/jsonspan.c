@@ -458,33 +458,6 @@ bool jspan_string_plain(struct jspan v)
 	return v.n >= 2 && !memchr(v.p + 1, '\\', v.n - 2);
 }
 
-static void put_utf8(struct buf *b, unsigned long cp)
-{
-	char u[4];
-	size_t n;
-
-	if (cp < 0x80) {
-		u[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		u[0] = (char)(0xc0 | (cp >> 6));
-		u[1] = (char)(0x80 | (cp & 0x3f));
-		n = 2;
-	} else if (cp < 0x10000) {
-		u[0] = (char)(0xe0 | (cp >> 12));
-		u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		u[2] = (char)(0x80 | (cp & 0x3f));
-		n = 3;
-	} else {
-		u[0] = (char)(0xf0 | (cp >> 18));
-		u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-		u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		u[3] = (char)(0x80 | (cp & 0x3f));
-		n = 4;
-	}
-	buf_append(b, u, n);
-}
-
 void jspan_string(struct jspan v, struct buf *out)
 {
 	const char *p, *end, *run;
@@ -519,7 +492,7 @@ void jspan_string(struct jspan v, struct buf *out)
 				     ((unsigned long)hex4(p + 2, end) - 0xdc00);
 				p += 6;
 			}
-			put_utf8(out, cp);
+			buf_append_utf8(out, cp);
 			run = p;
 			continue;
 		default: /* '"', '\\', '/' stand for themselves */

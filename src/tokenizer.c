@@ -600,10 +600,30 @@ static struct tok_encoding *find_encoding(const char *name)
 	return NULL;
 }
 
+/* An empty encoding named like the built-in one called name, to build or
+ * check an image in without disturbing the loaded encodings. 0, or -1
+ * with a message in errors (may be NULL) for an unknown name. */
+static int private_copy(const char *name, struct tok_encoding *e,
+			struct buf *errors)
+{
+	const struct tok_encoding *tmpl = name ? find_encoding(name) : NULL;
+
+	if (!tmpl) {
+		if (errors)
+			buf_printf(errors, "unknown encoding '%s'\n",
+				   name ? name : "");
+		return -1;
+	}
+	memset(e, 0, sizeof(*e));
+	e->name = tmpl->name;
+	e->pattern = tmpl->pattern;
+	e->n_vocab = tmpl->n_vocab;
+	return 0;
+}
+
 int tok_image_write(const char *name, const char *src, const char *out,
 		    struct buf *errors)
 {
-	const struct tok_encoding *tmpl = name ? find_encoding(name) : NULL;
 	struct tok_encoding e;
 	struct img_header *h;
 	unsigned char *img = NULL;
@@ -612,17 +632,8 @@ int tok_image_write(const char *name, const char *src, const char *out,
 	FILE *f = NULL;
 	int rc = -1;
 
-	if (!tmpl) {
-		if (errors)
-			buf_printf(errors, "unknown encoding '%s'\n",
-				   name ? name : "");
+	if (private_copy(name, &e, errors) < 0)
 		return -1;
-	}
-	/* A private copy: the loaded encodings are not disturbed. */
-	memset(&e, 0, sizeof(e));
-	e.name = tmpl->name;
-	e.pattern = tmpl->pattern;
-	e.n_vocab = tmpl->n_vocab;
 	text = read_file(src, &text_len);
 	if (!text) {
 		if (errors)
@@ -691,20 +702,12 @@ out:
 
 int tok_image_verify(const char *name, const char *path, struct buf *errors)
 {
-	struct tok_encoding *tmpl = name ? find_encoding(name) : NULL;
 	struct tok_encoding e;
 	const struct img_header *h;
 	const char *why;
 
-	if (!tmpl) {
-		if (errors)
-			buf_printf(errors, "unknown encoding '%s'\n",
-				   name ? name : "");
+	if (private_copy(name, &e, errors) < 0)
 		return -1;
-	}
-	memset(&e, 0, sizeof(e));
-	e.name = tmpl->name;
-	e.n_vocab = tmpl->n_vocab;
 	/* No text to compare with: the staleness check is the loader's. */
 	if (map_image(&e, path, NULL, &why) < 0) {
 		if (errors)

@@ -264,6 +264,21 @@ START_TEST(steal)
 }
 END_TEST
 
+START_TEST(utf8_every_length)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	buf_append_utf8(&b, 0x41);
+	buf_append_utf8(&b, 0xe9);
+	buf_append_utf8(&b, 0x20ac);
+	buf_append_utf8(&b, 0x2d800);
+	ck_assert_uint_eq(b.len, 1 + 2 + 3 + 4);
+	ck_assert(!memcmp(b.data, "A\xc3\xa9\xe2\x82\xac\xf0\xad\xa0\x80", b.len));
+	buf_free(&b);
+}
+END_TEST
+
 static Suite *buf_suite(void)
 {
 	Suite *s = suite_create("buf");
@@ -281,6 +296,7 @@ static Suite *buf_suite(void)
 	tcase_add_test(tc, consume_and_reset);
 	tcase_add_test(tc, consume_frees_room_under_cap);
 	tcase_add_test(tc, steal);
+	tcase_add_test(tc, utf8_every_length);
 	suite_add_tcase(s, tc);
 	return s;
 }
