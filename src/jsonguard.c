@@ -84,22 +84,7 @@ static int fail(struct guard *g, const char *param, const char *fmt, ...)
 /* The 4 hex digits at s[i..i+4) of a text of len bytes, or -1. */
 static long hex4_at(const char *s, size_t len, size_t i)
 {
-	long v = 0;
-
-	if (i + 4 > len)
-		return -1;
-	for (size_t k = 0; k < 4; k++) {
-		int h = hex_digit(s[i + k]);
-		if (h < 0)
-			return -1;
-		v = v * 16 + h;
-	}
-	return v;
-}
-
-static long hex4(const struct guard *g, size_t i)
-{
-	return hex4_at(g->s, g->len, i);
+	return i <= len ? hex4(s + i, len - i) : -1;
 }
 
 /* Length of the well-formed UTF-8 sequence at s[i] (RFC 3629 section 4:
@@ -184,7 +169,7 @@ static int scan_string(struct guard *g, bool key, struct key *k)
 			g->i += 2;
 			continue;
 		}
-		long cp = hex4(g, g->i + 2);
+		long cp = hex4_at(g->s, g->len, g->i + 2);
 		if (cp < 0) {
 			g->i += 2; /* json-c reports the bad escape */
 			continue;
@@ -194,7 +179,7 @@ static int scan_string(struct guard *g, bool key, struct key *k)
 				    "offset %zu", cp, g->i);
 		if (cp >= 0xd800 && cp <= 0xdbff) {
 			long lo = g->i + 7 < g->len && g->s[g->i + 6] == '\\' &&
-				  g->s[g->i + 7] == 'u' ? hex4(g, g->i + 8) : -1;
+				  g->s[g->i + 7] == 'u' ? hex4_at(g->s, g->len, g->i + 8) : -1;
 			if (lo < 0xdc00 || lo > 0xdfff)
 				return fail(g, NULL, "lone UTF-16 surrogate "
 					    "\\u%04lx at offset %zu", cp,
@@ -476,10 +461,15 @@ bool jsonguard_unmangle(const char **text, size_t *len, struct buf *scratch)
 	bool found = false;
 
 	for (size_t i = 0; i + 1 < n; i++) {
+		/* every request passes here: jump from escape to escape */
+		const char *bs = memchr(s + i, '\\', n - i);
 		unsigned long cp;
 
-		if (s[i] != '\\')
-			continue;
+		if (!bs)
+			break;
+		i = (size_t)(bs - s);
+		if (i + 1 >= n)
+			break;
 		/* a backslash outside a string is not JSON: every one here
 		 * starts an escape, and the byte after it belongs to it */
 		cp = s[i + 1] == 'u' ? mangled_pair(s, n, i) : 0;

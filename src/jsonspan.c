@@ -48,20 +48,10 @@ static const char *skip_string(const char *p, const char *end)
 	return end;
 }
 
-static long hex4(const char *p, const char *end)
+/* hex4() of the escape digits at p, in a text that ends at end */
+static long hex4_to(const char *p, const char *end)
 {
-	long v = 0;
-
-	if (end - p < 4)
-		return -1;
-	for (int k = 0; k < 4; k++) {
-		int h = hex_digit(p[k]);
-
-		if (h < 0)
-			return -1;
-		v = v * 16 + h;
-	}
-	return v;
+	return p <= end ? hex4(p, (size_t)(end - p)) : -1;
 }
 
 /* The bytes that end a run of plain string text. */
@@ -106,14 +96,14 @@ static bool check_string(struct checker *c, bool key)
 		default:
 			return false;
 		}
-		u = hex4(p + 1, end);
+		u = hex4_to(p + 1, end);
 		p += 5;
 		if (u <= 0 || (u >= 0xdc00 && u <= 0xdfff))
 			return false;
 		if (u >= 0xd800 && u <= 0xdbff) {
 			if (end - p < 6 || p[0] != '\\' || p[1] != 'u')
 				return false;
-			lo = hex4(p + 2, end);
+			lo = hex4_to(p + 2, end);
 			if (lo < 0xdc00 || lo > 0xdfff)
 				return false;
 			p += 6;
@@ -412,14 +402,13 @@ bool jspan_get(struct jspan obj, const char *key, struct jspan *val)
 {
 	struct jspan_iter it;
 	struct jspan k, v;
-	size_t n = strlen(key);
 	bool found = false;
 
 	if (!jspan_is_object(obj))
 		return false;
 	jspan_iter_init(&it, obj);
 	while (jspan_next_member(&it, &k, &v, NULL))
-		if (k.n == n && memcmp(k.p, key, n) == 0) {
+		if (jspan_eq(k, key)) {
 			*val = v;
 			found = true;
 		}
@@ -484,12 +473,12 @@ void jspan_string(struct jspan v, struct buf *out)
 		case 'r': esc = '\r'; break;
 		case 't': esc = '\t'; break;
 		case 'u':
-			cp = (unsigned long)hex4(p, end);
+			cp = (unsigned long)hex4_to(p, end);
 			p += 4;
 			if (cp >= 0xd800 && cp <= 0xdbff) {
 				/* checked: a low surrogate follows */
 				cp = 0x10000 + ((cp - 0xd800) << 10) +
-				     ((unsigned long)hex4(p + 2, end) - 0xdc00);
+				     ((unsigned long)hex4_to(p + 2, end) - 0xdc00);
 				p += 6;
 			}
 			buf_append_utf8(out, cp);

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "buf.h"
 
@@ -73,6 +74,14 @@ static inline bool jspan_is_string(struct jspan v)
 static inline bool jspan_is_null(struct jspan v)
 {
 	return v.n > 0 && v.p[0] == 'n';
+}
+
+/* Is the span exactly the bytes of lit (a key from jspan_next_member)? */
+static inline bool jspan_eq(struct jspan v, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	return v.n == n && memcmp(v.p, lit, n) == 0;
 }
 
 /* Walks the members of an object or the elements of an array. */

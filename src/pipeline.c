@@ -208,13 +208,6 @@ static void record_usage(struct pl_request *r, json_object *usage)
 		r->usage.cached = json_object_get_int64(v);
 }
 
-static bool span_is(struct jspan k, const char *lit)
-{
-	size_t n = strlen(lit);
-
-	return k.n == n && memcmp(k.p, lit, n) == 0;
-}
-
 /* record_usage() on the text of a usage value, in one pass over its
  * members. A count that is not a plain integer is read by json-c, the
  * way record_usage() reads it. */
@@ -232,15 +225,15 @@ static void record_usage_text(struct pl_request *r, struct jspan usage)
 	while (jspan_next_member(&it, &k, &v, NULL)) {
 		bool ok = true;
 
-		if (span_is(k, "prompt_tokens"))
+		if (jspan_eq(k, "prompt_tokens"))
 			ok = jspan_int64(v, &r->usage.prompt);
-		else if (span_is(k, "completion_tokens"))
+		else if (jspan_eq(k, "completion_tokens"))
 			ok = jspan_int64(v, &r->usage.completion);
-		else if (span_is(k, "total_tokens"))
+		else if (jspan_eq(k, "total_tokens"))
 			ok = jspan_int64(v, &r->usage.total);
-		else if (span_is(k, "completion_tokens_details"))
+		else if (jspan_eq(k, "completion_tokens_details"))
 			cdet = v; /* the last one counts, as in json-c */
-		else if (span_is(k, "prompt_tokens_details"))
+		else if (jspan_eq(k, "prompt_tokens_details"))
 			pdet = v;
 		if (!ok)
 			goto slow;

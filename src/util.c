@@ -131,6 +131,22 @@ int hex_digit(char c)
 	return -1;
 }
 
+long hex4(const char *p, size_t avail)
+{
+	long v = 0;
+
+	if (avail < 4)
+		return -1;
+	for (int k = 0; k < 4; k++) {
+		int h = hex_digit(p[k]);
+
+		if (h < 0)
+			return -1;
+		v = v * 16 + h;
+	}
+	return v;
+}
+
 void random_bytes(void *buf, size_t n)
 {
 	unsigned char *p = buf;

@@ -35,6 +35,9 @@ uint64_t unique_u64(void);
 size_t fmt_u64(char *out, uint64_t v);
 /* The value of one hex digit, or -1. */
 int hex_digit(char c);
+/* The value of the 4 hex digits at p (a \uXXXX escape's), or -1 when
+ * fewer than 4 bytes are left (avail) or one is not a hex digit. */
+long hex4(const char *p, size_t avail);
 
 /* Monotonic clock in microseconds / milliseconds. */
 uint64_t now_us(void);

@@ -144,13 +144,6 @@ static void normalize(json_object *obj, const char *model)
 					       json_object_get_int64(hit)));
 }
 
-static bool key_is(struct jspan key, const char *name)
-{
-	size_t n = strlen(name);
-
-	return key.n == n && memcmp(key.p, name, n) == 0;
-}
-
 /* Move a span of the text at from into the same bytes of out, where the
  * model value (at model, n bytes) was replaced by one of model_len. */
 static struct jspan relocate(struct jspan v, const char *from,
@@ -192,17 +185,17 @@ static int splice_model(const char *s, size_t n, const char *model_json,
 	for (size_t i = 0; i < n_top; i++) {
 		struct jspan key = top[i].key, val = top[i].val;
 
-		if (key_is(key, "error")) {
+		if (jspan_eq(key, "error")) {
 			return 1;
-		} else if (key_is(key, "model")) {
+		} else if (jspan_eq(key, "model")) {
 			if (model.p)
 				return 1;
 			model = val;
-		} else if (key_is(key, "choices")) {
+		} else if (jspan_eq(key, "choices")) {
 			if (t->choices.p)
 				return 1;
 			t->choices = val;
-		} else if (key_is(key, "usage")) {
+		} else if (jspan_eq(key, "usage")) {
 			if (t->usage.p)
 				return 1;
 			t->usage = val;
