@@ -142,7 +142,7 @@ int acct_admit(struct acct *a, const struct key_entry *key,
 			 def->limits.period != LIMIT_PERIOD_NONE);
 	if (!a->has_limits) {
 		/* nothing to admit against: the prompt is counted when the
-		 * request is settled, after its answer has gone out */
+		 * request is settled: for a stream, at its end */
 		a->prompt_msgs = json_object_get(msgs);
 		return 0;
 	}

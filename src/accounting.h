@@ -64,7 +64,7 @@ void acct_init(struct acct *a);
  * limits. 0, or -1 with err set: 403 model_not_allowed, or 429 with
  * Retry-After (rate_limit_exceeded or insufficient_quota). A key with
  * limits needs the prompt counted now; for any other the count waits for
- * acct_finish(), off the request's way, holding a reference to req's
+ * acct_finish() (the end of a stream, not its first token), holding a reference to req's
  * messages until then. */
 int acct_admit(struct acct *a, const struct key_entry *key,
 	       const struct route *route, const char *client_model,
