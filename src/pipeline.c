@@ -973,9 +973,16 @@ enum pl_result pipeline_start(struct pl_request *r)
 {
 	enum pl_result res = start_request(r);
 
-	/* a complete answer is accounted before it is sent */
-	if (res == PL_RESPONSE)
+	/* a complete answer is accounted before it is sent, and its
+	 * handles go back to the pool now, warm: a client's next request
+	 * can arrive before this connection's thread has freed r, and must
+	 * find the idle upstream connection rather than open another. A
+	 * cancel from the WebSocket service thread may still wake r->up;
+	 * upstream_release() is safe against that. */
+	if (res == PL_RESPONSE) {
 		account(r);
+		upstream_release(r->up);
+	}
 	return res;
 }
 
@@ -1034,7 +1041,15 @@ enum pl_result pipeline_stream_pump(struct pl_request *r, int wait_ms)
 	r->upstream_wait_us += now_us() - t0;
 	if (st != UPSTREAM_RUNNING)
 		finish_stream(r, st);
-	return r->stream_ended ? PL_END : PL_MORE;
+	if (!r->stream_ended)
+		return PL_MORE;
+	/* the handles go back to the pool before the stream's last bytes
+	 * reach the client, for the same reason as in pipeline_start(); a
+	 * transfer still finishing its body is drained in pipeline_free */
+	if (!r->abort_transfer && !r->client_gone &&
+	    upstream_pump(r->up, -1, 0) != UPSTREAM_RUNNING)
+		upstream_release(r->up);
+	return PL_END;
 }
 
 bool pipeline_usage_json(const struct pl_request *r, struct buf *out)

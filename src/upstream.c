@@ -53,6 +53,9 @@ static struct pair *pool;     /* {pool_lock} idle pairs, warm first */
 static unsigned pool_size;    /* {pool_lock} */
 
 struct upstream_call {
+	/* wake_lock guards easy and multi against upstream_wakeup() from
+	 * another thread while upstream_release() hands them back */
+	pthread_mutex_t wake_lock;
 	CURL *easy;
 	CURLM *multi;
 	struct curl_slist *headers;
@@ -283,6 +286,7 @@ struct upstream_call *upstream_start(const struct upstream_req *req,
 	c->ud = ud;
 	c->watch_client = true;
 	c->started_us = now_us();
+	pthread_mutex_init(&c->wake_lock, NULL);
 	pair_take(&c->easy, &c->multi);
 	if (!c->easy || !c->multi) {
 		c->finished = true;
@@ -323,7 +327,7 @@ enum upstream_state upstream_pump(struct upstream_call *c, int client_fd,
 	unsigned nextra = (client_fd >= 0 && c->watch_client) ? 1 : 0;
 	int running, numfds = 0;
 
-	if (!c->finished) {
+	if (!c->finished && c->multi) {
 		curl_multi_poll(c->multi, nextra ? &extra : NULL, nextra,
 				wait_ms, &numfds);
 		if (nextra && (extra.revents & (CURL_WAIT_POLLIN | POLLHUP | POLLERR)) &&
@@ -333,14 +337,18 @@ enum upstream_state upstream_pump(struct upstream_call *c, int client_fd,
 		check_done(c);
 	}
 	if (!c->finished)
-		return UPSTREAM_RUNNING;
+		return c->multi ? UPSTREAM_RUNNING : UPSTREAM_FAILED;
 	return c->result == CURLE_OK ? UPSTREAM_DONE : UPSTREAM_FAILED;
 }
 
 void upstream_wakeup(struct upstream_call *c)
 {
-	if (c && c->multi)
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->wake_lock);
+	if (c->multi)
 		curl_multi_wakeup(c->multi);
+	pthread_mutex_unlock(&c->wake_lock);
 }
 
 bool upstream_headers_done(const struct upstream_call *c)
@@ -388,23 +396,40 @@ void upstream_error(const struct upstream_call *c, const char *provider,
 	}
 }
 
+void upstream_release(struct upstream_call *c)
+{
+	CURL *easy;
+	CURLM *multi;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->wake_lock);
+	easy = c->easy;
+	multi = c->multi;
+	c->easy = NULL;
+	c->multi = NULL;
+	pthread_mutex_unlock(&c->wake_lock);
+	if (multi && easy) {
+		curl_multi_remove_handle(multi, easy);
+		/* a pooled handle keeps its options: none may point into c,
+		 * at the header list or at the request body */
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
+		curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
+		curl_easy_setopt(easy, CURLOPT_HEADERDATA, NULL);
+		curl_easy_setopt(easy, CURLOPT_WRITEDATA, NULL);
+		curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+	}
+	/* only a transfer that ran to its end leaves a clean connection */
+	pair_give(easy, multi, easy && multi && c->finished &&
+		  c->result == CURLE_OK);
+}
+
 void upstream_free(struct upstream_call *c)
 {
 	if (!c)
 		return;
-	if (c->multi && c->easy) {
-		curl_multi_remove_handle(c->multi, c->easy);
-		/* a pooled handle keeps its options: none may point into c,
-		 * at the header list freed below or at the request body */
-		curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, NULL);
-		curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, NULL);
-		curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, NULL);
-		curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, NULL);
-		curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, NULL);
-	}
-	/* only a transfer that ran to its end leaves a clean connection */
-	pair_give(c->easy, c->multi, c->easy && c->multi && c->finished &&
-		  c->result == CURLE_OK);
+	upstream_release(c);
 	curl_slist_free_all(c->headers);
+	pthread_mutex_destroy(&c->wake_lock);
 	free(c);
 }

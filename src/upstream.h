@@ -65,7 +65,11 @@ void upstream_error(const struct upstream_call *c, const char *provider,
 		    struct api_error *err);
 /* Microseconds between start and the first response header byte, or 0. */
 unsigned long upstream_ttfb_us(const struct upstream_call *c);
-/* Abort if running, release the connection to the pool, free. */
+/* Abort if running and hand the handles, with their connection, back to
+ * the pool; status, Retry-After and the error stay readable, the
+ * transfer is over. Safe against a concurrent upstream_wakeup(). */
+void upstream_release(struct upstream_call *c);
+/* upstream_release(), then free. */
 void upstream_free(struct upstream_call *c);
 
 #endif
