@@ -293,15 +293,14 @@ static long usage_completion(void)
 	return n;
 }
 
-static void wait_aborted(long before, double since_ms)
+/* The transfer tagged tag was aborted within 1.5 s of since_ms. */
+static void wait_aborted(const char *tag, double since_ms)
 {
-	double deadline = since_ms + 3000;
+	double at = h_mock_wait_tag_abort(&mock, tag, 3000);
 
-	while (h_mock_stat(&mock, "aborted") == before &&
-	       h_now_ms() < deadline)
-		usleep(20000);
-	ck_assert_int_eq(h_mock_stat(&mock, "aborted"), before + 1);
-	ck_assert_msg(h_now_ms() - since_ms < 1500, "upstream aborted late");
+	ck_assert_msg(at >= 0, "upstream transfer %s was not aborted", tag);
+	ck_assert_msg(at - since_ms < 1500, "upstream aborted %.0f ms late",
+		      at - since_ms);
 }
 
 START_TEST(disconnect_mid_stream_is_accounted)
@@ -310,15 +309,14 @@ START_TEST(disconnect_mid_stream_is_accounted)
 			      "Content-Type: application/json", NULL };
 	const char *body = "{\"model\":\"mock/gpt-test\",\"stream\":true,"
 		"\"messages\":[{\"role\":\"user\",\"content\":"
-		"\"[mock chunks=50 interval_ms=50]\"}]}";
-	long aborted = h_mock_stat(&mock, "aborted");
+		"\"[mock chunks=50 interval_ms=50 tag=midstream]\"}]}";
 	struct h_resp r = { 0 };
 
 	h_abort_next(400); /* a few chunks in, the client hangs up */
 	h_http(daemon_.port, "POST", "/v1/chat/completions", hdr, body,
 	       strlen(body), &r);
 	ck_assert(r.aborted_at_ms > 0);
-	wait_aborted(aborted, r.aborted_at_ms);
+	wait_aborted("midstream", r.aborted_at_ms);
 	h_resp_free(&r);
 	/* the provider never sent usage: the pieces that went out count */
 	usleep(200000);
@@ -348,13 +346,13 @@ static int hang_up_when_upstream_has_it(void *ud, curl_off_t dt,
 
 START_TEST(disconnect_before_headers)
 {
-	long aborted = h_mock_stat(&mock, "aborted");
 	struct hangup hu = { h_mock_stat(&mock, "requests"), 0 };
 	CURL *c = curl_easy_init();
 	struct curl_slist *hl = NULL;
 	char url[128];
 	const char *body = "{\"model\":\"mock/gpt-test\",\"messages\":"
-		"[{\"role\":\"user\",\"content\":\"[mock stall=headers]\"}]}";
+		"[{\"role\":\"user\",\"content\":"
+		"\"[mock stall=headers tag=beforeheaders]\"}]}";
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/chat/completions",
 		 daemon_.port);
@@ -371,7 +369,7 @@ START_TEST(disconnect_before_headers)
 	ck_assert_int_eq(curl_easy_perform(c), CURLE_ABORTED_BY_CALLBACK);
 	curl_slist_free_all(hl);
 	curl_easy_cleanup(c);
-	wait_aborted(aborted, hu.at_ms);
+	wait_aborted("beforeheaders", hu.at_ms);
 }
 END_TEST
 

@@ -592,6 +592,25 @@ char *h_mock_last_header(const struct h_proc *m, const char *name)
 	return out;
 }
 
+double h_mock_wait_tag_abort(const struct h_proc *m, const char *tag,
+			     double timeout_ms)
+{
+	double deadline = h_now_ms() + timeout_ms, at = -1;
+
+	for (;;) {
+		json_object *j = h_mock_stats(m);
+		const char *seen = h_get_str(j, "tag_aborted");
+
+		if (seen && !strcmp(seen, tag))
+			at = (double)json_object_get_int64(h_get(j,
+							"tag_abort_ms"));
+		json_object_put(j);
+		if (at >= 0 || h_now_ms() >= deadline)
+			return at;
+		usleep(20000);
+	}
+}
+
 void h_mock_reset(const struct h_proc *m)
 {
 	struct h_resp r = { 0 };

@@ -15,7 +15,9 @@
  * (FD_SETSIZE - 4 by default) and the descriptor limit with it, for
  * benchmarks that hold thousands of streams.
  * Control: GET /_mock/stats (connections, requests, aborted, active,
- * streamed bytes, last_abort_ms, last_request), POST /_mock/reset.
+ * streamed bytes, last_abort_ms, tag_aborted and tag_abort_ms for the
+ * last aborted request with a tag=NAME directive, last_request),
+ * POST /_mock/reset.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -48,6 +50,10 @@ static struct {
 	long connections, requests, aborted, active;
 	long long streamed; /* stream body bytes handed to MHD */
 	long long last_abort_ms;
+	/* the last aborted request that carried a tag: a test asks for its
+	 * own transfer, whatever earlier tests' transfers do meanwhile */
+	char tag_aborted[32];
+	long long tag_abort_ms;
 	json_object *last_request;
 } stats;
 
@@ -82,6 +88,7 @@ struct directives {
 	int chunks;
 	long latency_ms, interval_ms;
 	long cached;      /* -1 = none */
+	char tag[32];     /* tag=NAME: its abort is recorded by name */
 };
 
 static void parse_directives(const char *body, struct directives *d)
@@ -140,6 +147,7 @@ static void parse_directives(const char *body, struct directives *d)
 		else if (!strcmp(key, "blocked")) d->blocked = true;
 		else if (!strcmp(key, "malformed")) d->malformed = true;
 		else if (!strcmp(key, "badkey")) d->badkey = true;
+		else if (!strcmp(key, "tag")) snprintf(d->tag, sizeof(d->tag), "%s", val);
 	}
 	if (d->chunks < 0)
 		d->chunks = 0;
@@ -854,6 +862,8 @@ static enum MHD_Result send_stats(struct MHD_Connection *c)
 	json_object_object_add(o, "active", json_object_new_int64(stats.active));
 	json_object_object_add(o, "streamed", json_object_new_int64(stats.streamed));
 	json_object_object_add(o, "last_abort_ms", json_object_new_int64(stats.last_abort_ms));
+	json_object_object_add(o, "tag_aborted", json_object_new_string(stats.tag_aborted));
+	json_object_object_add(o, "tag_abort_ms", json_object_new_int64(stats.tag_abort_ms));
 	json_object_object_add(o, "now_ms", json_object_new_int64(mono_ms()));
 	json_object_object_add(o, "last_request", json_object_get(stats.last_request));
 	pthread_mutex_unlock(&lock);
@@ -902,6 +912,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		stats.connections = stats.requests = stats.aborted = 0;
 		stats.streamed = 0;
 		stats.last_abort_ms = 0;
+		stats.tag_aborted[0] = '\0';
+		stats.tag_abort_ms = 0;
 		json_object_put(stats.last_request);
 		stats.last_request = NULL;
 		pthread_mutex_unlock(&lock);
@@ -935,9 +947,16 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
 	(void)cls;
 	(void)c;
 	if (code != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+		struct directives d;
+
+		parse_directives(rq ? rq->body : NULL, &d);
 		pthread_mutex_lock(&lock);
 		stats.aborted++;
 		stats.last_abort_ms = mono_ms();
+		if (d.tag[0]) {
+			memcpy(stats.tag_aborted, d.tag, sizeof(d.tag));
+			stats.tag_abort_ms = stats.last_abort_ms;
+		}
 		pthread_mutex_unlock(&lock);
 	}
 	if (rq) {
