@@ -22,6 +22,7 @@
  */
 #include "upstream.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -83,8 +84,29 @@ static void share_unlock(CURL *h, curl_lock_data data, void *ud)
 	pthread_mutex_unlock(&share_locks[data]);
 }
 
+/* curl_global_init() initialises libssh2 when libcurl is built with it
+ * (Debian's is), and libssh2 then loads OpenSSL's whole algorithm and
+ * engine tables: about 3 MB of libcrypto pages resident for the daemon's
+ * life, the largest single part of its idle memory. Transfers here are
+ * HTTP(S) only (CURLOPT_PROTOCOLS_STR), so SSH's crypto is never used.
+ * libssh2 initialises its crypto only on its first libssh2_init() call
+ * without LIBSSH2_INIT_NO_CRYPTO; making that first call ourselves, with
+ * the flag, turns libcurl's call into a reference count. The symbol is
+ * looked up, not linked: a libcurl without libssh2 (Fedora's uses libssh)
+ * has none, and then there is nothing to skip. */
+static void skip_ssh_crypto_init(void)
+{
+	const int no_crypto = 0x0001; /* LIBSSH2_INIT_NO_CRYPTO, libssh2.h */
+	int (*ssh2_init)(int);
+
+	*(void **)&ssh2_init = dlsym(RTLD_DEFAULT, "libssh2_init");
+	if (ssh2_init)
+		ssh2_init(no_crypto);
+}
+
 int upstream_global_init(void)
 {
+	skip_ssh_crypto_init();
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return -1;
 	for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
