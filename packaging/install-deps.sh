@@ -10,7 +10,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
 	build-essential autoconf automake libtool pkg-config ca-certificates \
 	libmicrohttpd-dev libwebsockets-dev libcurl4-gnutls-dev libjson-c-dev \
-	libyaml-dev libgnutls28-dev libpcre2-dev libsqlite3-dev libsystemd-dev check \
+	libyaml-dev libgnutls28-dev libpcre2-dev libsqlite3-dev check \
 	gnutls-bin \
 	cppcheck clang-tidy valgrind
 # Packaging (packaging/check-deb.sh): build and lint the .deb, check the

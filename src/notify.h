@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * notify: tell the service manager where the daemon is in its life
- * (systemd's Type=notify protocol through libsystemd's sd_notify). Every
- * call is a no-op when not built with libsystemd or not started by
- * systemd ($NOTIFY_SOCKET unset), so callers never check.
+ * (systemd's Type=notify protocol, sd_notify(3)). Every call is a no-op
+ * when not started by systemd ($NOTIFY_SOCKET unset), so callers never
+ * check.
  */
 #ifndef LB_NOTIFY_H
 #define LB_NOTIFY_H
