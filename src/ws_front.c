@@ -815,7 +815,6 @@ struct ws_front *ws_front_start(const struct config *cfg)
 	struct lws_context_creation_info info;
 	struct ws_front *f = xcalloc(1, sizeof(*f));
 
-	(void)cfg;
 	lws_set_log_level(LLL_ERR | (log_enabled(LOGL_DEBUG) ? LLL_WARN : 0),
 			  lws_log);
 	memset(&info, 0, sizeof(info));
@@ -824,6 +823,9 @@ struct ws_front *ws_front_start(const struct config *cfg)
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.user = f;
 	info.count_threads = 1;
+	/* its poll table holds no more than the connection limit admits,
+	 * not one slot per descriptor the process may open */
+	info.fd_limit_per_thread = cfg->server.max_connections + 16;
 	info.timeout_secs = 10;
 	info.ka_time = 60;
 	info.ka_probes = 3;

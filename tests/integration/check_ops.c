@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -400,6 +401,76 @@ START_TEST(audit_line_and_no_secrets)
 }
 END_TEST
 
+/* ---- descriptor limit ---- */
+
+/* The soft "Max open files" of process pid, or -1. */
+static long soft_fd_limit(pid_t pid)
+{
+	char path[64], *text, *line;
+	long soft = -1;
+
+	snprintf(path, sizeof(path), "/proc/%ld/limits", (long)pid);
+	text = h_read_file(path);
+	ck_assert_ptr_nonnull(text);
+	line = strstr(text, "Max open files");
+	if (line)
+		soft = strtol(line + strlen("Max open files"), NULL, 10);
+	free(text);
+	return soft;
+}
+
+/* The daemon takes the descriptors its connection limit needs (four per
+ * connection and 1,024 more), not whatever the hard limit allows: a
+ * library sizes tables by the limit. Below what it needs, it says so and
+ * serves anyway. Runs in its own forked process (Check's default), so
+ * the lowered hard limit does not outlive the test. */
+START_TEST(fd_limit_follows_max_connections)
+{
+	struct rlimit rl;
+	rlim_t want = 50 * 4 + 1024;
+	struct h_resp r = { 0 };
+	char expect[96], *log;
+	/* valgrind keeps a limit of its own for the program it runs: the
+	 * daemon's log says what the daemon sees, /proc what the kernel
+	 * enforces, which under valgrind is valgrind's */
+	bool valgrind = getenv("LB_VALGRIND") && !strcmp(getenv("LB_VALGRIND"), "1");
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max < want)
+		want = rl.rlim_max;
+	start(NULL, "server:\n  host: 127.0.0.1\n  port: 0\n"
+	      "  max_connections: 50\n");
+	snprintf(expect, sizeof(expect), "descriptor limit %llu for 50 "
+		 "connections", (unsigned long long)want);
+	log = h_proc_log(&daemon_);
+	ck_assert_msg(strstr(log, expect), "no '%s' in:\n%s", expect, log);
+	free(log);
+	if (!valgrind)
+		ck_assert_int_eq(soft_fd_limit(daemon_.pid), (long)want);
+	stop();
+
+	/* a hard limit below what 1,000 connections need */
+	rl.rlim_cur = rl.rlim_max = 600;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	start(NULL, "server:\n  host: 127.0.0.1\n  port: 0\n"
+	      "  max_connections: 1000\n");
+	log = h_proc_log(&daemon_);
+	/* (valgrind keeps a few of the 600 for itself) */
+	ck_assert_msg(strstr(log, valgrind ? ") is below what "
+			     "server.max_connections (1000) needs (5024)" :
+			     "the descriptor limit (600) is below what "
+			     "server.max_connections (1000) needs (5024)"),
+		      "no warning in:\n%s", log);
+	free(log);
+	if (!valgrind)
+		ck_assert_int_eq(soft_fd_limit(daemon_.pid), 600);
+	h_http(daemon_.port, "GET", "/health", NULL, NULL, 0, &r);
+	ck_assert_int_eq(r.status, 200);
+	h_resp_free(&r);
+	stop();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ops");
@@ -415,6 +486,10 @@ int main(void)
 	tt = tcase_create("tls");
 	tcase_set_timeout(tt, 60);
 	tcase_add_test(tt, https_and_certificate_renewal);
+	suite_add_tcase(s, tt);
+	tt = tcase_create("limits");
+	tcase_set_timeout(tt, 60);
+	tcase_add_test(tt, fd_limit_follows_max_connections);
 	suite_add_tcase(s, tt);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
