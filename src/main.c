@@ -187,31 +187,29 @@ static void reload(const struct options *o, struct listener *listener)
 
 /*
  * Thousands of streams need thousands of descriptors: per connection the
- * client's socket, the upstream one and the curl multi handle's wakeup
- * socketpair, plus the idle pooled pairs and some files. The soft limit
- * is set to that, not to the hard limit: libwebsockets sizes and zeroes
- * two tables by the descriptor limit at start, 1 MB resident at systemd's
- * LimitNOFILE=65536 and 8 MB at a hard limit of 524288, for descriptors
- * the connection limit never lets the daemon open.
+ * client's socket, the provider's and the curl multi handle's wakeup
+ * socketpair, and a WebSocket may run 32 requests at once. So the soft
+ * limit goes up to the hard one; a hard limit below even four per
+ * connection is reported.
  */
-static void set_fd_limit(const struct config *cfg)
+static void raise_fd_limit(const struct config *cfg)
 {
-	rlim_t want = (rlim_t)cfg->server.max_connections * 4 + 1024;
+	rlim_t need = (rlim_t)cfg->server.max_connections * 4 + 1024;
 	struct rlimit rl;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return;
-	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
 		log_warn("main", "the descriptor limit (%llu) is below what "
 			 "server.max_connections (%u) needs (%llu): raise "
 			 "LimitNOFILE / ulimit -Hn",
 			 (unsigned long long)rl.rlim_max,
 			 cfg->server.max_connections,
-			 (unsigned long long)want);
-		want = rl.rlim_max;
+			 (unsigned long long)need);
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	rl.rlim_cur = want;
-	setrlimit(RLIMIT_NOFILE, &rl);
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
 		log_info("main", "descriptor limit %llu for %u connections",
 			 (unsigned long long)rl.rlim_cur,
@@ -372,7 +370,7 @@ static int serve(const struct options *o, struct config *cfg)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	set_fd_limit(cfg);
+	raise_fd_limit(cfg);
 
 	if (upstream_global_init() < 0) {
 		log_error("main", "cannot initialise libcurl");
