@@ -198,7 +198,6 @@ static void feed_choices(struct acct *a, json_object *obj, const char *part)
 	if (!a->enc || !json_object_object_get_ex(obj, "choices", &choices) ||
 	    !json_object_is_type(choices, json_type_array))
 		return;
-	a->counted = true;
 	for (size_t i = 0; i < json_object_array_length(choices); i++)
 		if (json_object_object_get_ex(json_object_array_get_idx(choices,
 					      i), part, &m))
@@ -212,7 +211,8 @@ void acct_chunk(struct acct *a, json_object *chunk)
 
 void acct_response(struct acct *a, json_object *resp)
 {
-	feed_choices(a, resp, "message");
+	json_object_put(a->answer);
+	a->answer = json_object_get(resp);
 }
 
 /* feed_str() and the rest again, reading text instead of objects; what
@@ -259,7 +259,6 @@ static void feed_choices_text(struct acct *a, struct jspan choices,
 
 	if (!a->enc || !jspan_is_array(choices))
 		return;
-	a->counted = true;
 	jspan_iter_init(&it, choices);
 	while (jspan_next_elem(&it, &choice))
 		if (jspan_get(choice, part, &m))
@@ -273,7 +272,7 @@ void acct_chunk_text(struct acct *a, struct jspan choices)
 
 void acct_response_text(struct acct *a, struct jspan choices)
 {
-	feed_choices_text(a, choices, "message");
+	a->answer_choices = choices;
 }
 
 int64_t acct_local_completion(struct acct *a)
@@ -282,18 +281,32 @@ int64_t acct_local_completion(struct acct *a)
 	return a->local_completion;
 }
 
+/* The counts a request without limits left for the end. */
+static void count_locally(struct acct *a)
+{
+	if (a->prompt_msgs)
+		count_prompt(a, a->prompt_msgs);
+	if (a->answer)
+		feed_choices(a, a->answer, "message");
+	if (a->answer_choices.n)
+		feed_choices_text(a, a->answer_choices, "message");
+	acct_local_completion(a);
+}
+
 void acct_finish(struct acct *a, const struct acct_tokens *reported,
-		 bool answered, bool ok, struct acct_tokens *recorded)
+		 bool answered, bool ok, bool want_local,
+		 struct acct_tokens *recorded)
 {
 	struct acct_tokens t = { 0 };
 	struct usage_rec rec;
 
-	if (a->prompt_msgs) {
-		count_prompt(a, a->prompt_msgs);
-		json_object_put(a->prompt_msgs);
-		a->prompt_msgs = NULL;
-	}
-	acct_local_completion(a);
+	if (!reported || want_local)
+		count_locally(a);
+	json_object_put(a->prompt_msgs);
+	a->prompt_msgs = NULL;
+	json_object_put(a->answer);
+	a->answer = NULL;
+	a->answer_choices.n = 0;
 	if (reported) {
 		t = *reported;
 	} else if (a->route && answered) {
@@ -327,6 +340,8 @@ void acct_free(struct acct *a)
 {
 	json_object_put(a->prompt_msgs);
 	a->prompt_msgs = NULL;
+	json_object_put(a->answer);
+	a->answer = NULL;
 	tok_stream_free(&a->completion);
 }
 

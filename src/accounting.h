@@ -56,7 +56,11 @@ struct acct {
 	json_object *prompt_msgs;         /* counted at acct_finish (a ref) */
 	struct tok_stream completion;     /* local count of the answer */
 	int64_t local_completion;         /* final after acct_finish() */
-	bool counted;                     /* a local completion count exists */
+	/* a complete answer, counted at acct_finish() only when the count
+	 * is wanted: its choices as text (pointing into the caller's
+	 * buffer) or parsed (a ref) */
+	struct jspan answer_choices;
+	json_object *answer;
 };
 
 void acct_init(struct acct *a);
@@ -69,12 +73,15 @@ void acct_init(struct acct *a);
 int acct_admit(struct acct *a, const struct key_entry *key,
 	       const struct route *route, const char *client_model,
 	       json_object *req, struct api_error *err);
-/* Count the generated text of one OpenAI chunk (streams). */
+/* Count the generated text of one OpenAI chunk (streams): now, since a
+ * stream cut short is charged by this count. */
 void acct_chunk(struct acct *a, json_object *chunk);
-/* Count the generated text of a complete OpenAI response. */
+/* Keep a complete OpenAI response for counting at acct_finish() (takes a
+ * reference). */
 void acct_response(struct acct *a, json_object *resp);
 /* The same two from the text of the "choices" value (n == 0: absent) of
- * a chunk or response that passed jspan_check(). */
+ * a chunk or response that passed jspan_check(); a response's text must
+ * stay in place until acct_finish(). */
 void acct_chunk_text(struct acct *a, struct jspan choices);
 void acct_response_text(struct acct *a, struct jspan choices);
 /* The local completion count so far (finishes the stream count). */
@@ -85,10 +92,14 @@ int64_t acct_local_completion(struct acct *a);
  * answer (without one, and without reported usage, nothing was spent);
  * ok says whether the client got a complete answer. *recorded receives
  * what was accounted: the provider's numbers when known, else the local
- * counts. Call once; then acct_free().
+ * counts. The local counts (est_prompt, local_completion) are made when
+ * they are recorded or want_local asks for them (the audit line shows
+ * them); otherwise a prompt and a complete answer go uncounted, which
+ * is most of a short request's CPU. Call once; then acct_free().
  */
 void acct_finish(struct acct *a, const struct acct_tokens *reported,
-		 bool answered, bool ok, struct acct_tokens *recorded);
+		 bool answered, bool ok, bool want_local,
+		 struct acct_tokens *recorded);
 void acct_free(struct acct *a);
 
 /* Query parameters of GET /v1/usage, as strings (NULL when absent). */

@@ -1144,8 +1144,11 @@ static void account(struct pl_request *r)
 	if (r->accounted)
 		return;
 	r->accounted = true;
+	/* the local counts are recorded without the provider's usage, and
+	 * shown in the audit line when it is written */
 	acct_finish(&r->acct, r->usage.known ? &reported : NULL,
-		    up_status >= 200 && up_status < 300, ok, &rec);
+		    up_status >= 200 && up_status < 300, ok,
+		    log_enabled(LOGL_INFO), &rec);
 	o.prompt_tokens = (uint64_t)rec.prompt;
 	o.completion_tokens = (uint64_t)rec.completion;
 	o.reasoning_tokens = (uint64_t)rec.reasoning;

@@ -446,26 +446,34 @@ END_TEST
 
 /* A provider that reports no usage: the local counts are recorded, and
  * the audit line says so. */
-START_TEST(local_counts_without_upstream_usage)
+/* As key (named name), a request whose provider reports no usage (extra:
+ * more request members, or NULL): the local counts are recorded. The
+ * mock answers "tok0 ", "tok1 ", "tok2 ". */
+static void answer_without_usage(const char *key, const char *name,
+				 const char *extra)
 {
 	struct h_resp r;
 	json_object *u, *row;
-	char *log, want[64];
 
-	chat_as(ADMIN_KEY, "mock/gpt-test", "x [mock chunks=3 usage=0]",
-		"\"stream\":true", &r);
+	chat_as(key, "mock/gpt-test", "x [mock chunks=3 usage=0]", extra, &r);
 	ck_assert_int_eq(r.status, 200);
 	h_resp_free(&r);
 	get_as(ADMIN_KEY, "/v1/usage?group_by=key", &r);
 	u = h_json(&r);
-	row = usage_row(u, "admin", NULL);
+	row = usage_row(u, name, NULL);
 	ck_assert_ptr_nonnull(row);
-	/* the mock streamed "tok0 ", "tok1 ", "tok2 " */
 	ck_assert_int_eq(row_int(row, "completion_tokens"),
 			 o200k("tok0 tok1 tok2 "));
 	ck_assert_int_gt(row_int(row, "prompt_tokens"), 5);
 	json_object_put(u);
 	h_resp_free(&r);
+}
+
+START_TEST(local_counts_without_upstream_usage)
+{
+	char *log, want[64];
+
+	answer_without_usage(ADMIN_KEY, "admin", "\"stream\":true");
 	usleep(100000);
 	log = h_proc_log(&daemon_);
 	/* logging.format defaults to json */
@@ -475,6 +483,46 @@ START_TEST(local_counts_without_upstream_usage)
 	ck_assert_ptr_nonnull(strstr(log, want));
 	ck_assert_ptr_null(strstr(log, ADMIN_KEY));
 	free(log);
+}
+END_TEST
+
+/* A complete answer is counted locally at the end, and only when the
+ * count is used: recorded when the provider reports no usage, shown in
+ * the audit line when that is written. Both uses must still get it. */
+START_TEST(answer_counted_when_needed)
+{
+	struct h_resp r;
+	char *log, *cfg, want[64];
+	struct buf b;
+
+	/* audit line on (level info): the provider's usage is recorded,
+	 * the local counts are shown beside it */
+	chat_as(ADMIN_KEY, "mock/gpt-test", "x [mock chunks=3]", NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	h_resp_free(&r);
+	usleep(100000);
+	log = h_proc_log(&daemon_);
+	ck_assert_ptr_nonnull(strstr(log, "\"usage_source\":\"provider\""));
+	snprintf(want, sizeof(want), "\"local_completion_tokens\":%lld",
+		 (long long)o200k("tok0 tok1 tok2 "));
+	ck_assert_msg(strstr(log, want), "no %s in:\n%s", want, log);
+	ck_assert_ptr_null(strstr(log, "\"local_prompt_tokens\":0,"));
+	free(log);
+
+	/* no audit line (level warning) and no usage from the provider:
+	 * the local counts are what is recorded */
+	ck_assert_int_eq(h_proc_stop(&daemon_), 0);
+	cfg = accounting_config();
+	buf_init(&b, 0);
+	/* (at level warning no "listening on" line tells the port) */
+	buf_printf(&b, "server:\n  host: 127.0.0.1\n  port: %u\n"
+		   "  shutdown_timeout: 5\n%slogging:\n  level: warning\n",
+		   h_free_port(), cfg);
+	free(cfg);
+	h_daemon_start(&daemon_, b.data, accounting_env);
+	buf_free(&b);
+	/* (another key: the database holds the first request too) */
+	answer_without_usage(SCOPED_KEY, "scoped", NULL);
 }
 END_TEST
 
@@ -538,6 +586,7 @@ int main(void)
 	tcase_add_test(tu, usage_endpoint);
 	tcase_add_test(tu, usage_survives_restart);
 	tcase_add_test(tu, local_counts_without_upstream_usage);
+	tcase_add_test(tu, answer_counted_when_needed);
 	suite_add_tcase(s, tu);
 	tcase_add_checked_fixture(tm, setup, teardown);
 	tcase_add_test(tm, metrics_page);

@@ -45,7 +45,8 @@ void h_mock_reset(const struct h_proc *m);
 
 /* Start $LB_DAEMON with config_yaml (a "server:" section with port 0 is
  * prepended unless the text has one) and env_text as its --env-file.
- * Waits for "listening on". Aborts the run on failure. */
+ * Waits for "listening on", or, when the config fixes server.port, for
+ * that port to accept. Aborts the run on failure. */
 void h_daemon_start(struct h_proc *d, const char *config_yaml,
 		    const char *env_text);
 /* SIGTERM and wait. Returns the exit status (or 128+signal), or 98 when
