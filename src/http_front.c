@@ -36,9 +36,11 @@
 #include "util.h"
 
 #define THREAD_STACK_SIZE ((size_t)256 * 1024)
-/* one SSE event per reader call, and events are small: larger ones are
- * handed over in pieces. A 16 KiB block cost each stream 12 KiB for nothing */
-#define STREAM_BLOCK_SIZE ((size_t)4 * 1024)
+/* one SSE event per reader call, and events are small (a few hundred
+ * bytes; 2 KiB holds nearly all): larger ones are handed over in pieces.
+ * The block is allocated per stream: 16 KiB cost each stream 12 KiB for
+ * nothing, 4 KiB still 2 KiB more than this */
+#define STREAM_BLOCK_SIZE ((size_t)2 * 1024)
 #define STREAM_WAIT_MS 500
 #define IDLE_TIMEOUT_S 120
 

@@ -1230,7 +1230,13 @@ void tok_stream_feed(struct tok_stream *st, const char *piece, size_t len)
 		size_t n = len < TOK_STREAM_MAX_TAIL ? len : TOK_STREAM_MAX_TAIL;
 
 		if (st->cap - st->len < n) {
-			st->cap = st->len + n + 4096;
+			/* the tail is a word or two: start small, grow by
+			 * doubling (a stream holds it to its end) */
+			size_t cap = st->cap ? 2 * st->cap : 256;
+
+			while (cap < st->len + n)
+				cap *= 2;
+			st->cap = cap;
 			st->tail = xrealloc(st->tail, st->cap);
 		}
 		memcpy(st->tail + st->len, piece, n);
