@@ -781,6 +781,8 @@ struct pl_request *pipeline_new(const struct pl_input *in)
 {
 	struct pl_request *r = xcalloc(1, sizeof(*r));
 
+	/* connection threads and WebSocket workers parse JSON from here on */
+	thread_use_c_locale();
 	r->in = *in;
 	r->cfg = config_retain(in->cfg);
 	r->t_start = now_us();

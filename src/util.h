@@ -51,4 +51,8 @@ bool has_prefix_ci(const char *s, const char *prefix);
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Make the calling thread's locale the C locale object, which makes
+ * json-c's per-parse locale switch free (see util.c). Cheap to repeat. */
+void thread_use_c_locale(void);
+
 #endif

@@ -805,6 +805,7 @@ static void *service_main(void *arg)
 {
 	struct ws_front *f = arg;
 
+	thread_use_c_locale(); /* WebSocket messages are parsed here */
 	while (!atomic_load(&f->stop))
 		lws_service(f->ctx, 0);
 	return NULL;
