@@ -6,7 +6,7 @@
  * $NOTIFY_SOCKET, and systemd documents it as a stable interface that
  * services may speak themselves (sd_notify(3), "Standalone
  * Implementations"). Linking libsystemd for it brought libgcrypt,
- * libgpg-error, liblzma, liblz4 and libcap into the process: about 1.2 MB
+ * libgpg-error, liblzma and liblz4 into the process: about 1.2 MB
  * of resident pages, a tenth of the daemon's idle memory, for four calls.
  * The vsock: socket form (for VMs) is not spoken; a daemon in a VM is
  * notified through its own systemd, which uses a path.
