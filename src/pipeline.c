@@ -971,6 +971,29 @@ static enum pl_result start_request(struct pl_request *r)
 	return finish_buffered(r, st);
 }
 
+/* Let an ended stream's transfer run to its clean end, for at most
+ * budget_ms more, and then hand its handles back to the pool with the
+ * connection open; a transfer cut short would close it. */
+static void drain_upstream(struct pl_request *r, unsigned budget_ms)
+{
+	uint64_t deadline = now_us() + (uint64_t)budget_ms * 1000, now;
+	int wait_ms = 0;
+
+	for (;;) {
+		if (r->abort_transfer || r->client_gone)
+			return;
+		if (upstream_pump(r->up, -1, wait_ms) != UPSTREAM_RUNNING)
+			break;
+		now = now_us();
+		if (now >= deadline)
+			return;
+		wait_ms = (int)((deadline - now + 999) / 1000);
+		if (wait_ms > 20)
+			wait_ms = 20;
+	}
+	upstream_release(r->up);
+}
+
 enum pl_result pipeline_start(struct pl_request *r)
 {
 	enum pl_result res = start_request(r);
@@ -984,6 +1007,10 @@ enum pl_result pipeline_start(struct pl_request *r)
 	if (res == PL_RESPONSE) {
 		account(r);
 		upstream_release(r->up);
+	} else if (res == PL_STREAM && r->stream_ended) {
+		/* the whole stream came with its headers: the front sends it
+		 * without asking pipeline_stream_pump() for more */
+		drain_upstream(r, 20);
 	}
 	return res;
 }
@@ -1046,11 +1073,10 @@ enum pl_result pipeline_stream_pump(struct pl_request *r, int wait_ms)
 	if (!r->stream_ended)
 		return PL_MORE;
 	/* the handles go back to the pool before the stream's last bytes
-	 * reach the client, for the same reason as in pipeline_start(); a
-	 * transfer still finishing its body is drained in pipeline_free */
-	if (!r->abort_transfer && !r->client_gone &&
-	    upstream_pump(r->up, -1, 0) != UPSTREAM_RUNNING)
-		upstream_release(r->up);
+	 * reach the client, for the same reason as in pipeline_start(). The
+	 * provider's end of body follows its last event at once; one that
+	 * lags is waited for briefly here, then in pipeline_free() */
+	drain_upstream(r, 20);
 	return PL_END;
 }
 
@@ -1160,24 +1186,12 @@ static void account(struct pl_request *r)
 	audit(r, status, total_us, &rec, r->acct.local_completion);
 }
 
-/* Let a finished stream's transfer end cleanly so its connection goes
- * back to the pool instead of being closed. */
-static void drain_upstream(struct pl_request *r)
-{
-	uint64_t deadline = now_us() + 100000;
-
-	while (!r->abort_transfer && !r->client_gone &&
-	       now_us() < deadline &&
-	       upstream_pump(r->up, -1, 20) == UPSTREAM_RUNNING)
-		;
-}
-
 void pipeline_free(struct pl_request *r)
 {
 	if (!r)
 		return;
 	if (r->up && r->stream_ended)
-		drain_upstream(r);
+		drain_upstream(r, 100);
 	account(r);
 	acct_free(&r->acct);
 	upstream_free(r->up);
