@@ -86,8 +86,8 @@ static void share_unlock(CURL *h, curl_lock_data data, void *ud)
 
 /* curl_global_init() initialises libssh2 when libcurl is built with it
  * (Debian's is), and libssh2 then loads OpenSSL's whole algorithm and
- * engine tables: about 3 MB of libcrypto pages resident for the daemon's
- * life, the largest single part of its idle memory. Transfers here are
+ * engine tables: 1.2 MB of libcrypto pages resident for the daemon's
+ * life, a tenth of its idle memory. Transfers here are
  * HTTP(S) only (CURLOPT_PROTOCOLS_STR), so SSH's crypto is never used.
  * libssh2 initialises its crypto only on its first libssh2_init() call
  * without LIBSSH2_INIT_NO_CRYPTO; making that first call ourselves, with
