@@ -745,8 +745,11 @@ static void on_wake(struct ws_front *f)
 	}
 	pthread_mutex_unlock(&f->lock);
 	for (size_t i = 0; i < n; i++)
-		if (!lws_adopt_socket_vhost(f->vhost, fds[i]))
+		if (!lws_adopt_socket_vhost(f->vhost, fds[i])) {
+			log_warn("ws", "libwebsockets refused a connection "
+				 "(out of memory or of table slots): closed");
 			close(fds[i]);
+		}
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason,
@@ -827,10 +830,12 @@ struct ws_front *ws_front_start(const struct config *cfg)
 	/* Without a limit of its own, libwebsockets sizes and zeroes two
 	 * tables by the descriptor limit: 1 MB resident at systemd's
 	 * LimitNOFILE=65536, 8 MB at 524288. It needs a slot per WebSocket,
-	 * and the listener admits no more than max_connections. (Below the
-	 * descriptor limit, it finds a socket's entry by a scan of the live
-	 * ones instead of by index: a few hundred ns for 1,000 sockets.) */
-	info.fd_limit_per_thread = cfg->server.max_connections + 16;
+	 * and the listener admits no more than max_connections; the margin
+	 * (as libmicrohttpd's) covers its own pipe and sockets still closing.
+	 * (Below the descriptor limit, it finds a socket's entry by a scan
+	 * of the live ones instead of by index: a few hundred ns for 1,000
+	 * sockets.) */
+	info.fd_limit_per_thread = cfg->server.max_connections + 64;
 	info.timeout_secs = 10;
 	info.ka_time = 60;
 	info.ka_probes = 3;
