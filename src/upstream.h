@@ -3,9 +3,10 @@
  * upstream: one HTTP transfer to a provider, on libcurl. Each transfer has
  * its own easy handle inside its own multi handle, so the thread that owns
  * the request can pump it step by step (a streaming response is produced
- * by the connection's own thread, with no cross-thread queue). All
- * transfers share one CURLSH, so connections, DNS answers and TLS sessions
- * are pooled per provider host across requests and threads.
+ * by the connection's own thread, with no cross-thread queue). Finished
+ * transfers leave their easy+multi pair, with its open connection, in a
+ * pool the next transfer on any thread takes whole; DNS answers and TLS
+ * sessions are shared through one CURLSH (see upstream.c).
  */
 #ifndef LB_UPSTREAM_H
 #define LB_UPSTREAM_H

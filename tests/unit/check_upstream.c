@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for upstream: a transfer against a small loopback server,
+ * the pooled connection a released transfer leaves for the next one, a
+ * status that stays readable after release, and wake-ups from another
+ * thread racing a release (run under ASan and valgrind by CI). */
+#include <check.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "upstream.h"
+
+/* ---- a loopback HTTP/1.1 server: keeps connections open, answers
+ * each request with "ok" unless silent ---- */
+
+#define MAX_CLIENTS 32
+
+static struct {
+	int lfd;
+	unsigned port;
+	pthread_t thread;
+	atomic_bool stop;
+	atomic_bool silent;
+	atomic_int accepted;
+} srv;
+
+/* A whole request is in buf: its head and Content-Length bytes. */
+static bool request_complete(const char *buf, size_t len)
+{
+	const char *end = memmem(buf, len, "\r\n\r\n", 4), *cl;
+	size_t body = 0;
+
+	if (!end)
+		return false;
+	cl = memmem(buf, (size_t)(end - buf), "Content-Length:", 15);
+	if (cl)
+		body = strtoul(cl + 15, NULL, 10);
+	return len >= (size_t)(end + 4 - buf) + body;
+}
+
+static void *serve(void *arg)
+{
+	struct pollfd p[MAX_CLIENTS + 1];
+	char buf[MAX_CLIENTS][4096];
+	size_t have[MAX_CLIENTS] = { 0 };
+	int n = 0;
+
+	(void)arg;
+	p[0].fd = srv.lfd;
+	p[0].events = POLLIN;
+	while (!atomic_load(&srv.stop)) {
+		if (poll(p, (nfds_t)n + 1, 20) <= 0)
+			continue;
+		if ((p[0].revents & POLLIN) && n < MAX_CLIENTS) {
+			int fd = accept(srv.lfd, NULL, NULL);
+
+			if (fd >= 0) {
+				p[n + 1].fd = fd;
+				p[n + 1].events = POLLIN;
+				p[n + 1].revents = 0; /* polled from the next round */
+				have[n] = 0;
+				n++;
+				atomic_fetch_add(&srv.accepted, 1);
+			}
+		}
+		for (int i = 0; i < n; i++) {
+			ssize_t k;
+
+			if (!(p[i + 1].revents & (POLLIN | POLLHUP)))
+				continue;
+			k = read(p[i + 1].fd, buf[i] + have[i],
+				 sizeof(buf[i]) - have[i]);
+			if (k <= 0) {
+				/* the last client takes the slot */
+				close(p[i + 1].fd);
+				n--;
+				p[i + 1] = p[n + 1];
+				memcpy(buf[i], buf[n], have[n]);
+				have[i] = have[n];
+				i--;
+				continue;
+			}
+			have[i] += (size_t)k;
+			if (!request_complete(buf[i], have[i]))
+				continue;
+			have[i] = 0;
+			if (!atomic_load(&srv.silent))
+				(void)!write(p[i + 1].fd, "HTTP/1.1 200 OK\r\n"
+					     "Content-Length: 2\r\n\r\nok", 40);
+		}
+	}
+	for (int i = 0; i < n; i++)
+		close(p[i + 1].fd);
+	return NULL;
+}
+
+static void server_start(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+
+	srv.lfd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(srv.lfd, 0);
+	ck_assert_int_eq(bind(srv.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(srv.lfd, 16), 0);
+	ck_assert_int_eq(getsockname(srv.lfd, (struct sockaddr *)&sa, &len), 0);
+	srv.port = ntohs(sa.sin_port);
+	atomic_store(&srv.stop, false);
+	atomic_store(&srv.silent, false);
+	atomic_store(&srv.accepted, 0);
+	ck_assert_int_eq(pthread_create(&srv.thread, NULL, serve, NULL), 0);
+}
+
+static void setup(void)
+{
+	ck_assert_int_eq(upstream_global_init(), 0);
+	server_start();
+}
+
+static void teardown(void)
+{
+	atomic_store(&srv.stop, true);
+	pthread_join(srv.thread, NULL);
+	close(srv.lfd);
+	upstream_global_cleanup();
+}
+
+/* ---- transfers ---- */
+
+struct got {
+	char body[64];
+	size_t len;
+};
+
+static int on_body(void *ud, long status, const char *p, size_t n)
+{
+	struct got *g = ud;
+
+	(void)status;
+	if (g->len + n < sizeof(g->body)) {
+		memcpy(g->body + g->len, p, n);
+		g->len += n;
+	}
+	return 0;
+}
+
+static struct upstream_call *start(struct upstream_req *req, struct got *g)
+{
+	static const struct upstream_opts opts = { .timeout_s = 5 };
+	char url[64];
+
+	memset(req, 0, sizeof(*req));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/chat/completions",
+		 srv.port);
+	req->url = strdup(url);
+	req->body = strdup("{}");
+	req->body_len = 2;
+	upstream_req_add_header(req, "Content-Type", "application/json");
+	memset(g, 0, sizeof(*g));
+	return upstream_start(req, &opts, on_body, g);
+}
+
+static enum upstream_state run(struct upstream_call *c)
+{
+	enum upstream_state st;
+
+	while ((st = upstream_pump(c, -1, 100)) == UPSTREAM_RUNNING)
+		;
+	return st;
+}
+
+/* A transfer released as soon as it is done leaves its connection in
+ * the pool for the next one, while its own call is still alive. */
+START_TEST(released_transfer_leaves_its_connection)
+{
+	struct upstream_req r1, r2;
+	struct got g1, g2;
+	struct upstream_call *c1 = start(&r1, &g1), *c2;
+
+	ck_assert_int_eq(run(c1), UPSTREAM_DONE);
+	ck_assert_int_eq(upstream_status(c1), 200);
+	ck_assert_int_eq((int)g1.len, 2);
+	ck_assert(memcmp(g1.body, "ok", 2) == 0);
+	upstream_release(c1);
+	/* the released call still tells what happened */
+	ck_assert_int_eq(upstream_status(c1), 200);
+	ck_assert_int_eq(upstream_pump(c1, -1, 0), UPSTREAM_DONE);
+
+	c2 = start(&r2, &g2);
+	ck_assert_int_eq(run(c2), UPSTREAM_DONE);
+	ck_assert_int_eq(upstream_status(c2), 200);
+	ck_assert_int_eq(atomic_load(&srv.accepted), 1);
+	upstream_free(c2);
+	upstream_free(c1);
+	upstream_req_free(&r1);
+	upstream_req_free(&r2);
+}
+END_TEST
+
+/* Releasing a transfer that has not finished closes its connection: a
+ * half-read answer must never be handed to the next request. */
+START_TEST(unfinished_transfer_is_not_pooled)
+{
+	struct upstream_req r1, r2;
+	struct got g1, g2;
+	struct upstream_call *c1, *c2;
+
+	atomic_store(&srv.silent, true);
+	c1 = start(&r1, &g1);
+	ck_assert_int_eq(upstream_pump(c1, -1, 50), UPSTREAM_RUNNING);
+	upstream_release(c1);
+	ck_assert_int_eq(upstream_pump(c1, -1, 0), UPSTREAM_FAILED);
+	upstream_free(c1);
+
+	atomic_store(&srv.silent, false);
+	c2 = start(&r2, &g2);
+	ck_assert_int_eq(run(c2), UPSTREAM_DONE);
+	ck_assert_int_eq(atomic_load(&srv.accepted), 2);
+	upstream_free(c2);
+	upstream_req_free(&r1);
+	upstream_req_free(&r2);
+}
+END_TEST
+
+struct waker {
+	struct upstream_call *c;
+	atomic_bool done;
+	atomic_long wakes;
+};
+
+static void *wake_loop(void *arg)
+{
+	struct waker *w = arg;
+
+	while (!atomic_load(&w->done)) {
+		upstream_wakeup(w->c);
+		atomic_fetch_add(&w->wakes, 1);
+	}
+	return NULL;
+}
+
+/* A cancel (another thread's wake-up) may come at any moment, also while
+ * the owner hands the handles back: the wake-up must then find either
+ * the handles or none, never freed ones. */
+START_TEST(wakeups_race_release)
+{
+	atomic_store(&srv.silent, true);
+	for (int i = 0; i < 50; i++) {
+		struct upstream_req req;
+		struct got g;
+		struct waker w = { .c = start(&req, &g) };
+		pthread_t t;
+
+		atomic_init(&w.done, false);
+		atomic_init(&w.wakes, 0);
+		ck_assert_int_eq(pthread_create(&t, NULL, wake_loop, &w), 0);
+		/* a pump the wake-ups cut short, then the release */
+		ck_assert_int_eq(upstream_pump(w.c, -1, 1000), UPSTREAM_RUNNING);
+		upstream_release(w.c);
+		while (atomic_load(&w.wakes) < 10)
+			usleep(100);
+		atomic_store(&w.done, true);
+		pthread_join(t, NULL);
+		upstream_free(w.c);
+		upstream_req_free(&req);
+	}
+}
+END_TEST
+
+static Suite *upstream_suite(void)
+{
+	Suite *s = suite_create("upstream");
+	TCase *tc = tcase_create("upstream");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, released_transfer_leaves_its_connection);
+	tcase_add_test(tc, unfinished_transfer_is_not_pooled);
+	tcase_add_test(tc, wakeups_race_release);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(upstream_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
