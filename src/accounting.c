@@ -275,13 +275,8 @@ void acct_response_text(struct acct *a, struct jspan choices)
 	a->answer_choices = choices;
 }
 
-int64_t acct_local_completion(struct acct *a)
-{
-	a->local_completion += (int64_t)tok_stream_finish(&a->completion);
-	return a->local_completion;
-}
-
-/* The counts a request without limits left for the end. */
+/* The local counts left for the end: the prompt of a key without
+ * limits, a complete answer, and what a stream's count still holds. */
 static void count_locally(struct acct *a)
 {
 	if (a->prompt_msgs)
@@ -290,7 +285,7 @@ static void count_locally(struct acct *a)
 		feed_choices(a, a->answer, "message");
 	if (a->answer_choices.n)
 		feed_choices_text(a, a->answer_choices, "message");
-	acct_local_completion(a);
+	a->local_completion += (int64_t)tok_stream_finish(&a->completion);
 }
 
 void acct_finish(struct acct *a, const struct acct_tokens *reported,

@@ -84,8 +84,6 @@ void acct_response(struct acct *a, json_object *resp);
  * stay in place until acct_finish(). */
 void acct_chunk_text(struct acct *a, struct jspan choices);
 void acct_response_text(struct acct *a, struct jspan choices);
-/* The local completion count so far (finishes the stream count). */
-int64_t acct_local_completion(struct acct *a);
 /*
  * The request is over: settle the reservation and record usage. reported
  * is the provider's usage or NULL; answered says the provider sent a 2xx

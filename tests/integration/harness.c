@@ -271,6 +271,7 @@ void h_daemon_start(struct h_proc *d, const char *config_yaml,
 	char *dir = h_tmpdir(), *cfg_text, *cfg_path, *env_path;
 	const char *daemon = env_or("LB_DAEMON", "../src/llm-bridge");
 	double deadline;
+	unsigned fixed_port;
 
 	memset(d, 0, sizeof(*d));
 	snprintf(d->dir, sizeof(d->dir), "%s", dir);
@@ -302,6 +303,7 @@ void h_daemon_start(struct h_proc *d, const char *config_yaml,
 	if (valgrind)
 		vg[0] = (char *)env_or("LB_VALGRIND_BIN", "/usr/bin/valgrind");
 	d->pid = spawn(valgrind ? vg : plain, -1, d->log_path);
+	fixed_port = config_port(cfg_text);
 	deadline = h_now_ms() + (valgrind ? 60000 : 10000);
 	while (h_now_ms() < deadline) {
 		char *log = h_proc_log(d);
@@ -310,9 +312,8 @@ void h_daemon_start(struct h_proc *d, const char *config_yaml,
 		d->port = parse_listening_port(log);
 		free(log);
 		/* a fixed port needs no log line (a quiet logging.level) */
-		if (!d->port && config_port(cfg_text) &&
-		    port_accepts(config_port(cfg_text)))
-			d->port = config_port(cfg_text);
+		if (!d->port && fixed_port && port_accepts(fixed_port))
+			d->port = fixed_port;
 		if (d->port)
 			break;
 		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
