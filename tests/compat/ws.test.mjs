@@ -142,7 +142,9 @@ test('cancel stops a running request and its upstream transfer', async () => {
   const t0 = Date.now();
   while ((await mockStats()).tag_aborted !== 'wscancel' && Date.now() - t0 < 3000)
     await new Promise((r) => setTimeout(r, 20));
-  assert.equal((await mockStats()).tag_aborted, 'wscancel');
+  const st = await mockStats();
+  assert.equal(st.tag_aborted, 'wscancel');
+  assert.equal(st.tag_aborts, 1);
   // the socket is still usable
   ws.send(JSON.stringify({ type: 'ping', id: 'after' }));
   assert.deepEqual(JSON.parse((await ws.next()).text), { type: 'pong', id: 'after' });
@@ -164,6 +166,7 @@ test('closing the socket aborts the upstream within a second', async () => {
     await new Promise((r) => setTimeout(r, 20));
   } while (performance.now() - closedAt < 3000);
   assert.equal(st.tag_aborted, 'wsclose');
+  assert.equal(st.tag_aborts, 1);
   assert.ok(performance.now() - closedAt < 1000 + 100, 'abort took too long');
 });
 

@@ -293,12 +293,15 @@ static long usage_completion(void)
 	return n;
 }
 
-/* The transfer tagged tag was aborted within 1.5 s of since_ms. */
+/* The transfer tagged tag, and only it, was aborted within 1.5 s of
+ * since_ms. */
 static void wait_aborted(const char *tag, double since_ms)
 {
-	double at = h_mock_wait_tag_abort(&mock, tag, 3000);
+	long aborts;
+	double at = h_mock_wait_tag_abort(&mock, tag, 3000, &aborts);
 
 	ck_assert_msg(at >= 0, "upstream transfer %s was not aborted", tag);
+	ck_assert_int_eq(aborts, 1);
 	ck_assert_msg(at - since_ms < 1500, "upstream aborted %.0f ms late",
 		      at - since_ms);
 }

@@ -763,6 +763,7 @@ START_TEST(client_disconnect_aborts_upstream)
 	struct h_resp r = { 0 };
 	char directive[96], tag[32];
 	double at;
+	long aborts;
 
 	snprintf(tag, sizeof(tag), "disc%ld", (long)getpid());
 	snprintf(directive, sizeof(directive),
@@ -770,8 +771,9 @@ START_TEST(client_disconnect_aborts_upstream)
 	h_abort_next(1); /* hang up after the first bytes of the stream */
 	chat("mock/gpt-test", directive, "\"stream\":true", &r);
 	ck_assert(r.aborted_at_ms > 0);
-	at = h_mock_wait_tag_abort(&mock, tag, 3000);
+	at = h_mock_wait_tag_abort(&mock, tag, 3000, &aborts);
 	ck_assert_msg(at >= 0, "the upstream transfer was not aborted");
+	ck_assert_int_eq(aborts, 1);
 	/* the mock and this process share CLOCK_MONOTONIC */
 	ck_assert_msg(at - r.aborted_at_ms < 1000.0,
 		      "upstream aborted %.0f ms after the client left",

@@ -625,17 +625,21 @@ char *h_mock_last_header(const struct h_proc *m, const char *name)
 }
 
 double h_mock_wait_tag_abort(const struct h_proc *m, const char *tag,
-			     double timeout_ms)
+			     double timeout_ms, long *aborts)
 {
 	double deadline = h_now_ms() + timeout_ms, at = -1;
 
+	*aborts = 0;
 	for (;;) {
 		json_object *j = h_mock_stats(m);
 		const char *seen = h_get_str(j, "tag_aborted");
 
-		if (seen && !strcmp(seen, tag))
+		if (seen && !strcmp(seen, tag)) {
 			at = (double)json_object_get_int64(h_get(j,
 							"tag_abort_ms"));
+			*aborts = (long)json_object_get_int64(h_get(j,
+							"tag_aborts"));
+		}
 		json_object_put(j);
 		if (at >= 0 || h_now_ms() >= deadline)
 			return at;

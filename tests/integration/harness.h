@@ -37,10 +37,11 @@ json_object *h_mock_last_body(const struct h_proc *m);
 char *h_mock_last_header(const struct h_proc *m, const char *name);
 /* Wait up to timeout_ms for the mock to see the transfer whose request
  * carried "tag=<tag>" aborted; its CLOCK_MONOTONIC time in ms (as
- * h_now_ms()), or -1. Tags keep one test's abort apart from the late
- * aborts of earlier tests' transfers on a shared mock. */
+ * h_now_ms()), or -1, and in *aborts how many transfers with that tag
+ * were aborted. Tags keep one test's abort apart from the late aborts of
+ * earlier tests' transfers on a shared mock. */
 double h_mock_wait_tag_abort(const struct h_proc *m, const char *tag,
-			     double timeout_ms);
+			     double timeout_ms, long *aborts);
 void h_mock_reset(const struct h_proc *m);
 
 /* Start $LB_DAEMON with config_yaml (a "server:" section with port 0 is

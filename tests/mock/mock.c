@@ -15,7 +15,8 @@
  * (FD_SETSIZE - 4 by default) and the descriptor limit with it, for
  * benchmarks that hold thousands of streams.
  * Control: GET /_mock/stats (connections, requests, aborted, active,
- * streamed bytes, last_abort_ms, tag_aborted and tag_abort_ms for the
+ * streamed bytes, last_abort_ms, tag_aborted, tag_abort_ms and
+ * tag_aborts (how many transfers with that tag were aborted) for the
  * last aborted request with a tag=NAME directive, last_request),
  * POST /_mock/reset.
  */
@@ -54,6 +55,7 @@ static struct {
 	 * own transfer, whatever earlier tests' transfers do meanwhile */
 	char tag_aborted[32];
 	long long tag_abort_ms;
+	long tag_aborts;
 	json_object *last_request;
 } stats;
 
@@ -864,6 +866,7 @@ static enum MHD_Result send_stats(struct MHD_Connection *c)
 	json_object_object_add(o, "last_abort_ms", json_object_new_int64(stats.last_abort_ms));
 	json_object_object_add(o, "tag_aborted", json_object_new_string(stats.tag_aborted));
 	json_object_object_add(o, "tag_abort_ms", json_object_new_int64(stats.tag_abort_ms));
+	json_object_object_add(o, "tag_aborts", json_object_new_int64(stats.tag_aborts));
 	json_object_object_add(o, "now_ms", json_object_new_int64(mono_ms()));
 	json_object_object_add(o, "last_request", json_object_get(stats.last_request));
 	pthread_mutex_unlock(&lock);
@@ -914,6 +917,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		stats.last_abort_ms = 0;
 		stats.tag_aborted[0] = '\0';
 		stats.tag_abort_ms = 0;
+		stats.tag_aborts = 0;
 		json_object_put(stats.last_request);
 		stats.last_request = NULL;
 		pthread_mutex_unlock(&lock);
@@ -954,6 +958,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
 		stats.aborted++;
 		stats.last_abort_ms = mono_ms();
 		if (d.tag[0]) {
+			if (strcmp(stats.tag_aborted, d.tag) != 0)
+				stats.tag_aborts = 0;
+			stats.tag_aborts++;
 			memcpy(stats.tag_aborted, d.tag, sizeof(d.tag));
 			stats.tag_abort_ms = stats.last_abort_ms;
 		}
