@@ -43,9 +43,16 @@
 static CURLSH *share;
 static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 
+/* A pooled transfer: its easy handle, the multi handle that keeps its
+ * connection, and the parsed URL of its last transfer. Parsing the URL
+ * again for every transfer cost libcurl more than all the options set;
+ * with CURLOPT_CURLU, a pair that goes back to the same provider endpoint
+ * (the usual case) skips it. */
 struct pair {
 	CURL *easy;
 	CURLM *multi;
+	CURLU *url;
+	char *url_text;
 	struct pair *next;
 };
 
@@ -57,7 +64,8 @@ struct upstream_call {
 	/* wake_lock guards easy and multi against upstream_wakeup() from
 	 * another thread while upstream_release() hands them back */
 	pthread_mutex_t wake_lock;
-	CURL *easy;
+	struct pair *pair;
+	CURL *easy;         /* pair's, NULL once released */
 	CURLM *multi;
 	struct curl_slist *headers;
 	upstream_body_fn on_body;
@@ -121,12 +129,17 @@ int upstream_global_init(void)
 	return 0;
 }
 
-static void pair_destroy(CURL *easy, CURLM *multi)
+static void pair_destroy(struct pair *p)
 {
-	if (easy)
-		curl_easy_cleanup(easy);
-	if (multi)
-		curl_multi_cleanup(multi);
+	if (!p)
+		return;
+	if (p->easy)
+		curl_easy_cleanup(p->easy);
+	if (p->multi)
+		curl_multi_cleanup(p->multi);
+	curl_url_cleanup(p->url);
+	free(p->url_text);
+	free(p);
 }
 
 void upstream_global_cleanup(void)
@@ -136,8 +149,7 @@ void upstream_global_cleanup(void)
 		struct pair *p = pool;
 
 		pool = p->next;
-		pair_destroy(p->easy, p->multi);
-		free(p);
+		pair_destroy(p);
 	}
 	pool_size = 0;
 	pthread_mutex_unlock(&pool_lock);
@@ -206,8 +218,9 @@ static void setup_easy_once(CURL *e)
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 }
 
-/* An idle pair (its connection possibly warm), or a new one. */
-static void pair_take(CURL **easy, CURLM **multi)
+/* An idle pair (its connection possibly warm), or a new one; NULL when
+ * out of memory. The caller owns it: pair_give() or pair_destroy(). */
+static struct pair *pair_take(void)
 {
 	struct pair *p;
 
@@ -218,40 +231,52 @@ static void pair_take(CURL **easy, CURLM **multi)
 		pool_size--;
 	}
 	pthread_mutex_unlock(&pool_lock);
-	if (p) {
-		/* no curl_easy_reset(): what every transfer sets the same
-		 * stays set, and setup_easy() sets all the rest again */
-		*easy = p->easy;
-		*multi = p->multi;
-		free(p);
-		return;
+	/* no curl_easy_reset() on a pooled pair: what every transfer sets
+	 * the same stays set, and setup_easy() sets all the rest again */
+	if (p)
+		return p;
+	p = xcalloc(1, sizeof(*p));
+	p->easy = curl_easy_init();
+	p->multi = curl_multi_init();
+	p->url = curl_url();
+	if (!p->easy || !p->multi || !p->url) {
+		pair_destroy(p);
+		return NULL;
 	}
-	*easy = curl_easy_init();
-	*multi = curl_multi_init();
-	if (*easy)
-		setup_easy_once(*easy);
+	setup_easy_once(p->easy);
+	return p;
 }
 
 /* Keep a pair whose transfer ended cleanly; free the others. */
-static void pair_give(CURL *easy, CURLM *multi, bool reusable)
+static void pair_give(struct pair *p, bool reusable)
 {
-	struct pair *p;
-
+	if (!p)
+		return;
 	if (reusable) {
 		pthread_mutex_lock(&pool_lock);
 		if (pool_size < POOL_MAX) {
-			p = xmalloc(sizeof(*p));
-			p->easy = easy;
-			p->multi = multi;
 			p->next = pool;
 			pool = p;
 			pool_size++;
-			easy = NULL;
-			multi = NULL;
+			p = NULL;
 		}
 		pthread_mutex_unlock(&pool_lock);
 	}
-	pair_destroy(easy, multi);
+	pair_destroy(p);
+}
+
+/* Point the pair at url, parsing it only when it differs from the one
+ * its last transfer went to. -1 when libcurl refuses the URL. */
+static int pair_set_url(struct pair *p, const char *url)
+{
+	if (p->url_text && strcmp(p->url_text, url) == 0)
+		return 0;
+	free(p->url_text);
+	p->url_text = NULL;
+	if (curl_url_set(p->url, CURLUPART_URL, url, 0) != CURLUE_OK)
+		return -1;
+	p->url_text = xstrdup(url);
+	return 0;
 }
 
 static void setup_easy(struct upstream_call *c, const struct upstream_req *req,
@@ -266,7 +291,7 @@ static void setup_easy(struct upstream_call *c, const struct upstream_req *req,
 	c->headers = curl_slist_append(c->headers, "Expect:");
 	/* everything that may differ from the handle's last transfer is
 	 * set, to "none" where this one has none (see setup_easy_once) */
-	curl_easy_setopt(e, CURLOPT_URL, req->url);
+	curl_easy_setopt(e, CURLOPT_CURLU, c->pair->url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -309,12 +334,19 @@ struct upstream_call *upstream_start(const struct upstream_req *req,
 	c->watch_client = true;
 	c->started_us = now_us();
 	pthread_mutex_init(&c->wake_lock, NULL);
-	pair_take(&c->easy, &c->multi);
-	if (!c->easy || !c->multi) {
+	c->pair = pair_take();
+	if (!c->pair) {
 		c->finished = true;
 		c->result = CURLE_OUT_OF_MEMORY;
 		return c;
 	}
+	if (pair_set_url(c->pair, req->url) < 0) {
+		c->finished = true;
+		c->result = CURLE_URL_MALFORMAT;
+		return c;
+	}
+	c->easy = c->pair->easy;
+	c->multi = c->pair->multi;
 	setup_easy(c, req, opts);
 	curl_multi_add_handle(c->multi, c->easy);
 	curl_multi_perform(c->multi, &running);
@@ -420,19 +452,27 @@ void upstream_error(const struct upstream_call *c, const char *provider,
 
 void upstream_release(struct upstream_call *c)
 {
+	struct pair *p;
 	CURL *easy;
-	CURLM *multi;
+	bool reusable;
 
 	if (!c)
 		return;
 	pthread_mutex_lock(&c->wake_lock);
+	p = c->pair;
 	easy = c->easy;
-	multi = c->multi;
+	c->pair = NULL;
 	c->easy = NULL;
 	c->multi = NULL;
 	pthread_mutex_unlock(&c->wake_lock);
-	if (multi && easy) {
-		curl_multi_remove_handle(multi, easy);
+	if (!p)
+		return;
+	/* a pair whose transfer never started is as clean as it came; of
+	 * the others, only a transfer that ran to its end leaves a clean
+	 * connection */
+	reusable = !easy || (c->finished && c->result == CURLE_OK);
+	if (easy) {
+		curl_multi_remove_handle(p->multi, easy);
 		/* a pooled handle keeps its options: none may point into c,
 		 * at the header list or at the request body */
 		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
@@ -441,9 +481,7 @@ void upstream_release(struct upstream_call *c)
 		curl_easy_setopt(easy, CURLOPT_WRITEDATA, NULL);
 		curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
 	}
-	/* only a transfer that ran to its end leaves a clean connection */
-	pair_give(easy, multi, easy && multi && c->finished &&
-		  c->result == CURLE_OK);
+	pair_give(p, reusable);
 }
 
 void upstream_free(struct upstream_call *c)

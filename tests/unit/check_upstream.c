@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for upstream: a transfer against a small loopback server,
  * the pooled connection a released transfer leaves for the next one, a
- * status that stays readable after release, and wake-ups from another
+ * status that stays readable after release, a pooled pair sent to another
+ * URL, and wake-ups from another
  * thread racing a release (run under ASan and valgrind by CI). */
 #include <check.h>
 #include <netinet/in.h>
@@ -28,7 +29,26 @@ static struct {
 	atomic_bool stop;
 	atomic_bool silent;
 	atomic_int accepted;
+	pthread_mutex_t lock;
+	char last_target[64]; /* {lock} the request target last served */
 } srv;
+
+static void record_target(const char *req)
+{
+	const char *sp = strchr(req, ' '), *end = sp ? strchr(sp + 1, ' ') : NULL;
+
+	pthread_mutex_lock(&srv.lock);
+	snprintf(srv.last_target, sizeof(srv.last_target), "%.*s",
+		 end ? (int)(end - sp - 1) : 0, end ? sp + 1 : "");
+	pthread_mutex_unlock(&srv.lock);
+}
+
+static void last_target(char *out, size_t n)
+{
+	pthread_mutex_lock(&srv.lock);
+	snprintf(out, n, "%s", srv.last_target);
+	pthread_mutex_unlock(&srv.lock);
+}
 
 /* A whole request is in buf: its head and Content-Length bytes. */
 static bool request_complete(const char *buf, size_t len)
@@ -89,6 +109,9 @@ static void *serve(void *arg)
 			have[i] += (size_t)k;
 			if (!request_complete(buf[i], have[i]))
 				continue;
+			buf[i][have[i] < sizeof(buf[i]) ? have[i]
+						: sizeof(buf[i]) - 1] = '\0';
+			record_target(buf[i]);
 			have[i] = 0;
 			if (!atomic_load(&srv.silent))
 				(void)!write(p[i + 1].fd, "HTTP/1.1 200 OK\r\n"
@@ -115,6 +138,8 @@ static void server_start(void)
 	atomic_store(&srv.stop, false);
 	atomic_store(&srv.silent, false);
 	atomic_store(&srv.accepted, 0);
+	pthread_mutex_init(&srv.lock, NULL);
+	srv.last_target[0] = '\0';
 	ck_assert_int_eq(pthread_create(&srv.thread, NULL, serve, NULL), 0);
 }
 
@@ -129,6 +154,7 @@ static void teardown(void)
 	atomic_store(&srv.stop, true);
 	pthread_join(srv.thread, NULL);
 	close(srv.lfd);
+	pthread_mutex_destroy(&srv.lock);
 	upstream_global_cleanup();
 }
 
@@ -151,20 +177,31 @@ static int on_body(void *ud, long status, const char *p, size_t n)
 	return 0;
 }
 
-static struct upstream_call *start(struct upstream_req *req, struct got *g)
+/* A transfer to path on the server, or to url when path starts with no
+ * slash. */
+static struct upstream_call *start_to(struct upstream_req *req,
+				      struct got *g, const char *path)
 {
 	static const struct upstream_opts opts = { .timeout_s = 5 };
-	char url[64];
+	char url[128];
 
 	memset(req, 0, sizeof(*req));
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/chat/completions",
-		 srv.port);
+	if (path[0] == '/')
+		snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", srv.port,
+			 path);
+	else
+		snprintf(url, sizeof(url), "%s", path);
 	req->url = strdup(url);
 	req->body = strdup("{}");
 	req->body_len = 2;
 	upstream_req_add_header(req, "Content-Type", "application/json");
 	memset(g, 0, sizeof(*g));
 	return upstream_start(req, &opts, on_body, g);
+}
+
+static struct upstream_call *start(struct upstream_req *req, struct got *g)
+{
+	return start_to(req, g, "/v1/chat/completions");
 }
 
 static enum upstream_state run(struct upstream_call *c)
@@ -229,6 +266,51 @@ START_TEST(unfinished_transfer_is_not_pooled)
 }
 END_TEST
 
+/* A pooled pair keeps its last URL parsed; a transfer to another URL
+ * must go there, not to the remembered one, and a URL libcurl refuses
+ * fails that transfer alone. */
+START_TEST(pooled_pair_follows_the_url)
+{
+	static const char *const paths[] = { "/a/chat", "/b/chat?x=1",
+					     "/b/chat?x=1", "/a/chat" };
+	char seen[64];
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		struct upstream_req req;
+		struct got g;
+		struct upstream_call *c = start_to(&req, &g, paths[i]);
+
+		ck_assert_int_eq(run(c), UPSTREAM_DONE);
+		last_target(seen, sizeof(seen));
+		ck_assert_str_eq(seen, paths[i]);
+		upstream_free(c);
+		upstream_req_free(&req);
+	}
+	{
+		struct upstream_req req;
+		struct got g;
+		struct upstream_call *c = start_to(&req, &g, "http://[::1");
+
+		ck_assert_int_eq(run(c), UPSTREAM_FAILED);
+		upstream_free(c);
+		upstream_req_free(&req);
+	}
+	{
+		struct upstream_req req;
+		struct got g;
+		struct upstream_call *c = start_to(&req, &g, "/c");
+
+		ck_assert_int_eq(run(c), UPSTREAM_DONE);
+		last_target(seen, sizeof(seen));
+		ck_assert_str_eq(seen, "/c");
+		upstream_free(c);
+		upstream_req_free(&req);
+	}
+	/* all of it over the one connection */
+	ck_assert_int_eq(atomic_load(&srv.accepted), 1);
+}
+END_TEST
+
 struct waker {
 	struct upstream_call *c;
 	atomic_bool done;
@@ -283,6 +365,7 @@ static Suite *upstream_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, released_transfer_leaves_its_connection);
 	tcase_add_test(tc, unfinished_transfer_is_not_pooled);
+	tcase_add_test(tc, pooled_pair_follows_the_url);
 	tcase_add_test(tc, wakeups_race_release);
 	suite_add_tcase(s, tc);
 	return s;
