@@ -9,7 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "jsonguard.h"
 #include "keys.h"
+#include "request.h"
 #include "router.h"
 #include "buf.h"
 #include "usage.h"
@@ -117,14 +119,21 @@ static void count_prompt(struct acct *a, json_object *msgs)
 		a->est_prompt = 0;
 }
 
-int acct_admit(struct acct *a, const struct key_entry *key,
-	       const struct route *route, const char *client_model,
-	       json_object *req, struct api_error *err)
+bool acct_counts_prompt_first(const struct key_entry *key)
 {
-	json_object *msgs = NULL;
-	struct acct_tokens est = { 0 };
 	const struct key_def *def = key ? key->def : NULL;
 
+	return def && limiter_g &&
+	       (def->limits.rpm || def->limits.tpm ||
+		def->limits.period != LIMIT_PERIOD_NONE);
+}
+
+/* What admission does whatever the request: the key's model allow-list,
+ * and the encoding the local counts use. */
+static int admit_model(struct acct *a, const struct key_entry *key,
+		       const struct route *route, const char *client_model,
+		       struct api_error *err)
+{
 	a->key = key;
 	a->route = route;
 	canonical_model(a, route, client_model);
@@ -136,10 +145,20 @@ int acct_admit(struct acct *a, const struct key_entry *key,
 	}
 	a->enc = tok_for_model(client_model);
 	tok_stream_init(&a->completion, a->enc);
+	a->has_limits = acct_counts_prompt_first(key);
+	return 0;
+}
+
+int acct_admit(struct acct *a, const struct key_entry *key,
+	       const struct route *route, const char *client_model,
+	       json_object *req, struct api_error *err)
+{
+	json_object *msgs = NULL;
+	struct acct_tokens est = { 0 };
+
+	if (admit_model(a, key, route, client_model, err) < 0)
+		return -1;
 	json_object_object_get_ex(req, "messages", &msgs);
-	a->has_limits = def && limiter_g &&
-			(def->limits.rpm || def->limits.tpm ||
-			 def->limits.period != LIMIT_PERIOD_NONE);
 	if (!a->has_limits) {
 		/* nothing to admit against: the prompt is counted when the
 		 * request is settled: for a stream, at its end */
@@ -149,7 +168,7 @@ int acct_admit(struct acct *a, const struct key_entry *key,
 	count_prompt(a, msgs);
 	est.prompt = a->est_prompt;
 	est.completion = output_budget(req, route);
-	if (limiter_admit(limiter_g, def->name, &def->limits,
+	if (limiter_admit(limiter_g, key->def->name, &key->def->limits,
 			  (uint64_t)(est.prompt + est.completion),
 			  cost_of(route, &est), (int64_t)time(NULL), &a->ticket,
 			  &a->limits) != LIMIT_OK) {
@@ -158,6 +177,36 @@ int acct_admit(struct acct *a, const struct key_entry *key,
 	}
 	a->admitted = true;
 	return 0;
+}
+
+int acct_admit_text(struct acct *a, const struct key_entry *key,
+		    const struct route *route, const char *client_model,
+		    struct jspan messages, struct api_error *err)
+{
+	if (admit_model(a, key, route, client_model, err) < 0)
+		return -1;
+	a->prompt_text = messages;
+	return 0;
+}
+
+/* The prompt of acct_admit_text(), parsed now that it is counted. */
+static void count_prompt_text(struct acct *a)
+{
+	const char *s = a->prompt_text.p;
+	size_t n = a->prompt_text.n;
+	json_tokener *tok = json_tokener_new_ex(REQUEST_MAX_DEPTH);
+	json_object *msgs = NULL;
+	struct buf fixed;
+
+	buf_init(&fixed, 0);
+	(void)jsonguard_unmangle(&s, &n, &fixed);
+	if (tok && n <= INT32_MAX)
+		msgs = json_tokener_parse_ex(tok, s, (int)n);
+	count_prompt(a, msgs);
+	json_object_put(msgs);
+	if (tok)
+		json_tokener_free(tok);
+	buf_free(&fixed);
 }
 
 static void feed_str(struct acct *a, json_object *o, const char *name)
@@ -281,6 +330,8 @@ static void count_locally(struct acct *a)
 {
 	if (a->prompt_msgs)
 		count_prompt(a, a->prompt_msgs);
+	else if (a->prompt_text.n)
+		count_prompt_text(a);
 	if (a->answer)
 		feed_choices(a, a->answer, "message");
 	if (a->answer_choices.n)
@@ -299,6 +350,7 @@ void acct_finish(struct acct *a, const struct acct_tokens *reported,
 		count_locally(a);
 	json_object_put(a->prompt_msgs);
 	a->prompt_msgs = NULL;
+	a->prompt_text.n = 0;
 	json_object_put(a->answer);
 	a->answer = NULL;
 	a->answer_choices.n = 0;

@@ -54,6 +54,8 @@ struct acct {
 					   * admission with limits, else at
 					   * acct_finish() */
 	json_object *prompt_msgs;         /* counted at acct_finish (a ref) */
+	struct jspan prompt_text;         /* or the same as text (borrowed),
+					   * parsed only if counted */
 	struct tok_stream completion;     /* local count of the answer */
 	int64_t local_completion;         /* final after acct_finish() */
 	/* a complete answer, counted at acct_finish() only when the count
@@ -73,6 +75,16 @@ void acct_init(struct acct *a);
 int acct_admit(struct acct *a, const struct key_entry *key,
 	       const struct route *route, const char *client_model,
 	       json_object *req, struct api_error *err);
+/* true when admitting a request with key counts its prompt at once (the
+ * key has limits), which needs the request parsed: acct_admit(). */
+bool acct_counts_prompt_first(const struct key_entry *key);
+/* acct_admit() for a request read as text, by a key for which
+ * acct_counts_prompt_first() is false: messages (the request's
+ * "messages" array, a checked text that must outlive a) is parsed and
+ * counted at acct_finish(), and only when the count is wanted. */
+int acct_admit_text(struct acct *a, const struct key_entry *key,
+		    const struct route *route, const char *client_model,
+		    struct jspan messages, struct api_error *err);
 /* Count the generated text of one OpenAI chunk (streams): now, since a
  * stream cut short is charged by this count. */
 void acct_chunk(struct acct *a, json_object *chunk);

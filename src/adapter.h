@@ -94,6 +94,13 @@ struct adapter {
 	 * with "model" already the upstream name. Fills out (owned by caller). */
 	int (*build_request)(const struct adapter_call *call, json_object *req,
 			     struct upstream_req *out, struct api_error *err);
+	/* build_request for a request that goes upstream as the client
+	 * wrote it but for the gateway's edits (optional: an adapter that
+	 * translates has none). body is that JSON text, malloc'd; out takes
+	 * it. Returns 0, or -1 with err set. */
+	int (*build_request_text)(const struct adapter_call *call, char *body,
+				  size_t len, struct upstream_req *out,
+				  struct api_error *err);
 	/* A 2xx non-streaming body -> an OpenAI chat.completion in *out
 	 * (caller puts it). Returns 0 or ADAPTER_ERROR. */
 	int (*parse_response)(const struct adapter_call *call, const char *body,

@@ -54,6 +54,12 @@ void params_apply(const struct param_config *pc, json_object *req)
 	}
 }
 
+bool params_empty(const struct param_config *pc)
+{
+	return !pc->update_params && !pc->add_params && !pc->rename_params &&
+	       !pc->delete_params;
+}
+
 void params_free(struct param_config *pc)
 {
 	json_object_put(pc->update_params);

@@ -6,6 +6,8 @@
 #ifndef LB_PARAMS_H
 #define LB_PARAMS_H
 
+#include <stdbool.h>
+
 #include <json-c/json.h>
 
 struct param_config {
@@ -18,6 +20,8 @@ struct param_config {
 /* Apply pc to req (a JSON object) in place. Values are deep-copied, so
  * pc stays untouched and shareable between threads. */
 void params_apply(const struct param_config *pc, json_object *req);
+/* true when pc changes nothing: no params configured. */
+bool params_empty(const struct param_config *pc);
 /* Drop the references held by pc. */
 void params_free(struct param_config *pc);
 

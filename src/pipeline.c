@@ -26,12 +26,12 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "request.h"
 #include "router.h"
 #include "sse.h"
 #include "upstream.h"
 #include "util.h"
 
-#define MAX_JSON_DEPTH 128
 #define MAX_RESPONSE_BYTES (64u << 20)
 #define MAX_ERROR_BYTES (1u << 20)
 #define MAX_SSE_EVENT (16u << 20)
@@ -389,192 +389,6 @@ static int on_body(void *ud, long status, const char *p, size_t n)
 
 /* ---- validation ---- */
 
-static bool value_type_ok(json_object *v, json_type want1, json_type want2)
-{
-	json_type t;
-
-	if (!v)
-		return true; /* null: fine here */
-	t = json_object_get_type(v);
-	if (want1 == json_type_double && t == json_type_int)
-		return true;
-	return t == want1 || t == want2;
-}
-
-static bool field_type_ok(json_object *req, const char *name,
-			  json_type want1, json_type want2)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(req, name, &v))
-		return true; /* absent: fine here */
-	return value_type_ok(v, want1, want2);
-}
-
-struct field_rule {
-	const char *name;
-	json_type t1, t2;
-	const char *what;
-};
-
-static const struct field_rule field_rules[] = {
-	{ "stream", json_type_boolean, json_type_boolean, "a boolean" },
-	{ "stream_options", json_type_object, json_type_object, "an object" },
-	{ "max_tokens", json_type_int, json_type_int, "an integer" },
-	{ "max_completion_tokens", json_type_int, json_type_int, "an integer" },
-	{ "temperature", json_type_double, json_type_double, "a number" },
-	{ "top_p", json_type_double, json_type_double, "a number" },
-	{ "n", json_type_int, json_type_int, "an integer" },
-	{ "presence_penalty", json_type_double, json_type_double, "a number" },
-	{ "frequency_penalty", json_type_double, json_type_double, "a number" },
-	{ "seed", json_type_int, json_type_int, "an integer" },
-	{ "stop", json_type_string, json_type_array, "a string or an array" },
-	{ "tools", json_type_array, json_type_array, "an array" },
-	{ "tool_choice", json_type_string, json_type_object,
-	  "a string or an object" },
-	{ "response_format", json_type_object, json_type_object, "an object" },
-	{ "user", json_type_string, json_type_string, "a string" },
-	{ "logit_bias", json_type_object, json_type_object, "an object" },
-	{ "logprobs", json_type_boolean, json_type_boolean, "a boolean" },
-	{ "top_logprobs", json_type_int, json_type_int, "an integer" },
-	{ "parallel_tool_calls", json_type_boolean, json_type_boolean,
-	  "a boolean" },
-	{ "functions", json_type_array, json_type_array, "an array" },
-	{ "function_call", json_type_string, json_type_object,
-	  "a string or an object" },
-	{ "service_tier", json_type_string, json_type_string, "a string" },
-	{ "store", json_type_boolean, json_type_boolean, "a boolean" },
-	{ "metadata", json_type_object, json_type_object, "an object" },
-	{ "modalities", json_type_array, json_type_array, "an array" },
-	{ "audio", json_type_object, json_type_object, "an object" },
-	{ "prediction", json_type_object, json_type_object, "an object" },
-	{ "reasoning_effort", json_type_string, json_type_string, "a string" },
-	{ "web_search_options", json_type_object, json_type_object,
-	  "an object" },
-	{ "verbosity", json_type_string, json_type_string, "a string" },
-	{ "safety_identifier", json_type_string, json_type_string,
-	  "a string" },
-	{ "prompt_cache_key", json_type_string, json_type_string, "a string" },
-};
-
-/* The first of rules[0..n) that obj breaks, or NULL. One pass over obj's
- * members (a request has a handful) instead of a hash lookup for each of
- * the rules (dozens); the rule listed first still wins. */
-static const struct field_rule *broken_rule(json_object *obj,
-					    const struct field_rule *rules,
-					    size_t n)
-{
-	size_t first = n;
-
-	json_object_object_foreach(obj, key, v) {
-		for (size_t i = 0; i < first; i++) {
-			if (strcmp(rules[i].name, key) != 0)
-				continue;
-			if (!value_type_ok(v, rules[i].t1, rules[i].t2))
-				first = i;
-			break;
-		}
-	}
-	return first < n ? &rules[first] : NULL;
-}
-
-/* Fields of one message: each absent, null or of these types. */
-static const struct field_rule message_rules[] = {
-	{ "content", json_type_string, json_type_array,
-	  "a string or an array of content parts" },
-	{ "name", json_type_string, json_type_string, "a string" },
-	{ "tool_calls", json_type_array, json_type_array, "an array" },
-	{ "tool_call_id", json_type_string, json_type_string, "a string" },
-	{ "reasoning_content", json_type_string, json_type_string,
-	  "a string" },
-};
-
-static int validate_messages(json_object *msgs, struct api_error *err)
-{
-	const struct field_rule *f;
-	size_t n;
-
-	if (!json_object_is_type(msgs, json_type_array)) {
-		apierr_bad_request(err, "messages", "'messages' must be an "
-				   "array of message objects");
-		return -1;
-	}
-	n = json_object_array_length(msgs);
-	if (n == 0) {
-		apierr_bad_request(err, "messages", "'messages' must not be "
-				   "empty");
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		json_object *m = json_object_array_get_idx(msgs, i), *role;
-
-		if (!json_object_is_type(m, json_type_object) ||
-		    !json_object_object_get_ex(m, "role", &role) ||
-		    !json_object_is_type(role, json_type_string)) {
-			apierr_bad_request(err, "messages", "'messages[%zu]' "
-					   "must be an object with a string "
-					   "'role'", i);
-			return -1;
-		}
-		f = broken_rule(m, message_rules, ARRAY_SIZE(message_rules));
-		if (f) {
-			apierr_bad_request(err, "messages", "'messages[%zu].%s' "
-					   "must be %s", i, f->name, f->what);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static int validate(json_object *req, struct api_error *err)
-{
-	const struct field_rule *f;
-	json_object *v;
-
-	if (!json_object_object_get_ex(req, "model", &v) ||
-	    !json_object_is_type(v, json_type_string) ||
-	    json_object_get_string_len(v) == 0) {
-		apierr_bad_request(err, "model", "'model' is required and must "
-				   "be a non-empty string such as "
-				   "\"provider/model\"");
-		return -1;
-	}
-	if (!json_object_object_get_ex(req, "messages", &v)) {
-		apierr_bad_request(err, "messages", "'messages' is required");
-		return -1;
-	}
-	if (validate_messages(v, err) < 0)
-		return -1;
-	f = broken_rule(req, field_rules, ARRAY_SIZE(field_rules));
-	if (f) {
-		apierr_bad_request(err, f->name, "'%s' must be %s", f->name,
-				   f->what);
-		return -1;
-	}
-	if (json_object_object_get_ex(req, "stream_options", &v) && v &&
-	    !field_type_ok(v, "include_usage", json_type_boolean,
-			   json_type_boolean)) {
-		apierr_bad_request(err, "stream_options.include_usage",
-				   "'stream_options.include_usage' must be a "
-				   "boolean");
-		return -1;
-	}
-	/* counts that must be positive: a 0 or negative budget would only
-	 * come back from the provider as a less helpful 400 */
-	static const char *const positive[] = { "max_tokens",
-		"max_completion_tokens", "n" };
-	for (size_t i = 0; i < ARRAY_SIZE(positive); i++) {
-		if (json_object_object_get_ex(req, positive[i], &v) &&
-		    json_object_is_type(v, json_type_int) &&
-		    json_object_get_int64(v) < 1) {
-			apierr_bad_request(err, positive[i], "'%s' must be at "
-					   "least 1", positive[i]);
-			return -1;
-		}
-	}
-	return 0;
-}
-
 static pthread_key_t tok_key;
 static pthread_once_t tok_once = PTHREAD_ONCE_INIT;
 
@@ -600,7 +414,7 @@ static json_tokener *thread_tokener(void)
 	pthread_once(&tok_once, tok_key_init);
 	tok = pthread_getspecific(tok_key);
 	if (!tok) {
-		tok = json_tokener_new_ex(MAX_JSON_DEPTH);
+		tok = json_tokener_new_ex(REQUEST_MAX_DEPTH);
 		if (!tok)
 			abort(); /* out of memory, as xmalloc */
 		json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
@@ -625,7 +439,7 @@ static json_object *parse_body(const char *body, size_t len,
 				   "a JSON chat completion request");
 		goto out;
 	}
-	if (jsonguard_check(body, len, MAX_JSON_DEPTH, err) < 0)
+	if (jsonguard_check(body, len, REQUEST_MAX_DEPTH, err) < 0)
 		goto out;
 	(void)jsonguard_unmangle(&body, &len, &fixed);
 	obj = json_tokener_parse_ex(tok, body, (int)len);
@@ -910,24 +724,13 @@ static void mark_streaming(struct pl_request *r)
 	metrics_inflight(true, 1);
 }
 
-static enum pl_result start_request(struct pl_request *r)
+/* Route client_model (which r takes) and set up the adapter call. */
+static int route_request(struct pl_request *r, char *client_model,
+			 struct api_error *err)
 {
-	struct api_error err = { 0 };
-	struct upstream_opts opts;
-	enum upstream_state st;
-	long status;
-
-	if (pipeline_auth(r->cfg, r->in.api_key ? r->in.api_key :
-			  r->in.authorization, &r->key, &err) < 0)
-		return respond_error(r, &err);
-	log_body(r, "request", r->in.body, r->in.body_len);
-	r->req = parse_body(r->in.body, r->in.body_len, &err);
-	if (!r->req || validate(r->req, &err) < 0)
-		return respond_error(r, &err);
-	r->client_model = xstrdup(json_object_get_string(
-		json_object_object_get(r->req, "model")));
-	if (router_resolve(r->cfg, r->client_model, &r->route, &err) < 0)
-		return respond_error(r, &err);
+	r->client_model = client_model;
+	if (router_resolve(r->cfg, r->client_model, &r->route, err) < 0)
+		return -1;
 	r->call.provider = r->route.provider;
 	r->call.upstream_model = r->route.upstream_model;
 	r->call.client_model = r->client_model;
@@ -938,12 +741,87 @@ static enum pl_result start_request(struct pl_request *r)
 		r->call.fetch = fetch_media;
 		r->call.fetch_ud = &r->fetch_opts;
 	}
+	return 0;
+}
+
+/* The request read, checked and rewritten on its text (see request.h):
+ * 1 when r->ureq is ready, -1 with err set, 0 when it must go the json-c
+ * way. Only requests whose every change is the model name and usage for
+ * a stream come here: not those of a key with limits (admission counts
+ * the prompt), nor those of an adapter that translates or a model with
+ * max_tokens or parameters to apply. */
+static int request_text(struct pl_request *r, struct api_error *err)
+{
+	struct request_text rt;
+	struct jspan messages;
+	struct buf body;
+
+	if (acct_counts_prompt_first(r->key) ||
+	    jsonguard_check(r->in.body, r->in.body_len, REQUEST_MAX_DEPTH,
+			    err) < 0 ||
+	    !request_text_check(r->in.body, r->in.body_len, &rt))
+		return 0;
+	if (route_request(r, xstrndup(rt.model.p + 1, rt.model.n - 2),
+			  err) < 0)
+		return -1;
+	if (!r->route.adapter->build_request_text ||
+	    (r->route.model && (r->route.model->max_tokens > 0 ||
+				!params_empty(&r->route.model->params)))) {
+		free(r->client_model);
+		r->client_model = NULL;
+		memset(&r->call, 0, sizeof(r->call));
+		return 0;
+	}
+	r->call.stream = rt.stream;
+	r->call.include_usage = rt.include_usage;
+	buf_init(&body, 0);
+	request_text_rewrite(&rt, r->route.upstream_model, &body, &messages);
+	if (acct_admit_text(&r->acct, r->key, &r->route, r->client_model,
+			    messages, err) < 0) {
+		buf_free(&body);
+		return -1;
+	}
+	/* the accounting's messages point into the body, which r->ureq
+	 * keeps until pipeline_free() */
+	if (r->route.adapter->build_request_text(&r->call, body.data,
+						 body.len, &r->ureq, err) < 0)
+		return -1;
+	return 1;
+}
+
+/* The request the json-c way: parsed, checked, edited and serialised. */
+static int request_json(struct pl_request *r, struct api_error *err)
+{
+	r->req = parse_body(r->in.body, r->in.body_len, err);
+	if (!r->req || request_validate(r->req, err) < 0)
+		return -1;
+	if (route_request(r, xstrdup(json_object_get_string(
+			json_object_object_get(r->req, "model"))), err) < 0)
+		return -1;
 	prepare_request(r);
 	if (acct_admit(&r->acct, r->key, &r->route, r->client_model, r->req,
-		       &err) < 0)
+		       err) < 0)
+		return -1;
+	return r->route.adapter->build_request(&r->call, r->req, &r->ureq,
+					       err);
+}
+
+static enum pl_result start_request(struct pl_request *r)
+{
+	struct api_error err = { 0 };
+	struct upstream_opts opts;
+	enum upstream_state st;
+	long status;
+	int rc;
+
+	if (pipeline_auth(r->cfg, r->in.api_key ? r->in.api_key :
+			  r->in.authorization, &r->key, &err) < 0)
 		return respond_error(r, &err);
-	if (r->route.adapter->build_request(&r->call, r->req, &r->ureq,
-					    &err) < 0)
+	log_body(r, "request", r->in.body, r->in.body_len);
+	rc = request_text(r, &err);
+	if (rc == 0)
+		rc = request_json(r, &err) < 0 ? -1 : 1;
+	if (rc < 0)
 		return respond_error(r, &err);
 	if (r->call.stream)
 		r->astate = r->route.adapter->stream_new(&r->call);

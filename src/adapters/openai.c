@@ -46,13 +46,11 @@ static char *endpoint_url(const char *base)
 	return buf_steal(&b);
 }
 
-static int openai_build_request(const struct adapter_call *call,
-				json_object *req, struct upstream_req *out,
-				struct api_error *err)
+/* Everything of the upstream request but its body. */
+static void request_head(const struct adapter_call *call,
+			 struct upstream_req *out)
 {
 	const char *key = call->provider->api_key;
-	const char *body;
-	size_t len;
 	struct buf auth;
 
 	memset(out, 0, sizeof(*out));
@@ -68,10 +66,32 @@ static int openai_build_request(const struct adapter_call *call,
 	upstream_req_add_header(out, "Content-Type", "application/json");
 	upstream_req_add_header(out, "Accept", call->stream ?
 				"text/event-stream" : "application/json");
+}
+
+static int openai_build_request(const struct adapter_call *call,
+				json_object *req, struct upstream_req *out,
+				struct api_error *err)
+{
+	const char *body;
+	size_t len;
+
+	request_head(call, out);
 	body = json_object_to_json_string_length(req,
 			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
 			&len);
 	out->body = xstrndup(body, len);
+	out->body_len = len;
+	return 0;
+}
+
+/* The request is already in the provider's dialect: send it as it is. */
+static int openai_build_request_text(const struct adapter_call *call,
+				     char *body, size_t len,
+				     struct upstream_req *out,
+				     struct api_error *err)
+{
+	request_head(call, out);
+	out->body = body;
 	out->body_len = len;
 	return 0;
 }
@@ -384,6 +404,7 @@ static void openai_map_error(const struct adapter_call *call, long status,
 const struct adapter adapter_openai = {
 	.name = "openai",
 	.build_request = openai_build_request,
+	.build_request_text = openai_build_request_text,
 	.parse_response = openai_parse_response,
 	.response_text = openai_response_text,
 	.stream_new = openai_stream_new,

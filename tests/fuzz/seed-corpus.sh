@@ -80,6 +80,7 @@ seed gemini_response openai-compat-error-429 013 "$fx/gemini/openai-compat-error
 # request: the client's body as it is
 for f in "$fx"/deepseek/request*.json; do
 	seed openai_request "deepseek-$(basename "$f")" "" "$f"
+	seed request "deepseek-$(basename "$f")" "" "$f"
 done
 
 # the Gemini mapping cases: requests, responses and streams
@@ -97,6 +98,7 @@ for c in cases:
     req = json.dumps(c["openai_request"], ensure_ascii=False).encode()
     put("gemini_request", c["id"], req)
     put("openai_request", "mapping-" + c["id"], req)
+    put("request", "mapping-" + c["id"], req)
     r = c.get("gemini_response")
     if r:
         st = r["status"]

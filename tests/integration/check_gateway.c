@@ -126,6 +126,65 @@ START_TEST(rare_surrogate_pairs_reach_the_provider)
 }
 END_TEST
 
+/* A request whose only change is the model name goes on as the client
+ * wrote it (the text path, src/request.h): spacing, member order and
+ * escapes kept, usage switched on for a stream; one that needs more (a
+ * max_tokens cap here) is rebuilt by json-c. Either way the provider
+ * gets the same request. */
+START_TEST(request_text_goes_on_as_written)
+{
+	static const char pretty[] =
+		"{\n  \"messages\": [ { \"role\": \"user\", \"content\": "
+		"\"caf\\u00e9 [mock chunks=1]\" } ],\n  \"model\": "
+		"\"open/org/m\",\n  \"temperature\": 0.50\n}";
+	static const char want[] =
+		"{\n  \"messages\": [ { \"role\": \"user\", \"content\": "
+		"\"caf\\u00e9 [mock chunks=1]\" } ],\n  \"model\": "
+		"\"org/m\",\n  \"temperature\": 0.50\n}";
+	struct h_resp r = { 0 };
+	json_object *st;
+
+	h_chat(daemon_.port, pretty, &r);
+	ck_assert_int_eq(r.status, 200);
+	h_resp_free(&r);
+	st = h_mock_stats(&mock);
+	ck_assert_str_eq(h_get_str(st, "last_request.body"), want);
+	json_object_put(st);
+
+	/* a stream gets usage asked for, after the client's members */
+	h_chat(daemon_.port, "{\"model\":\"open/m\",\"stream\":true,"
+	       "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", &r);
+	ck_assert_int_eq(r.status, 200);
+	h_resp_free(&r);
+	st = h_mock_stats(&mock);
+	ck_assert_str_eq(h_get_str(st, "last_request.body"),
+			 "{\"model\":\"m\",\"stream\":true,\"messages\":[{"
+			 "\"role\":\"user\",\"content\":\"x\"}],"
+			 "\"stream_options\":{\"include_usage\":true}}");
+	json_object_put(st);
+
+	/* a capped model: rebuilt, the same request in json-c's spelling */
+	h_chat(daemon_.port, "{ \"model\": \"mock/gpt-test\", \"messages\": "
+	       "[{\"role\":\"user\",\"content\":\"x\"}] }", &r);
+	ck_assert_int_eq(r.status, 200);
+	h_resp_free(&r);
+	st = h_mock_stats(&mock);
+	ck_assert_str_eq(h_get_str(st, "last_request.body"),
+			 "{\"model\":\"gpt-test\",\"messages\":[{\"role\":"
+			 "\"user\",\"content\":\"x\"}],\"max_tokens\":1000}");
+	json_object_put(st);
+
+	/* the rare surrogate pairs json-c would mangle go on as escapes */
+	chat("open/m", "a\\ud876\\udc00b [mock chunks=1]", NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	h_resp_free(&r);
+	st = h_mock_stats(&mock);
+	ck_assert_ptr_nonnull(strstr(h_get_str(st, "last_request.body"),
+				     "\"a\\ud876\\udc00b [mock chunks=1]\""));
+	json_object_put(st);
+}
+END_TEST
+
 START_TEST(health_and_models)
 {
 	const char *auth[] = { "Authorization: Bearer " H_CLIENT_KEY, NULL };
@@ -902,6 +961,7 @@ static Suite *gateway_suite(void)
 	tcase_add_test(tc, auth_required);
 	tcase_add_test(tc, completion_rewrites_model);
 	tcase_add_test(tc, rare_surrogate_pairs_reach_the_provider);
+	tcase_add_test(tc, request_text_goes_on_as_written);
 	tcase_add_test(tc, base_url_full_endpoint_and_env_key);
 	tcase_add_test(tc, routing_rules);
 	tcase_add_test(tc, variant_and_param_config);

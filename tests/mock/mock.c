@@ -779,6 +779,25 @@ static enum MHD_Result gemini(struct MHD_Connection *c, const char *method,
 	}
 }
 
+/* Does the request carry a tool's answer (a message of role "tool")?
+ * Read from the JSON: a gateway may pass the client's text on as it is,
+ * spaces and all. */
+static bool has_tool_message(json_object *req)
+{
+	json_object *msgs, *role;
+
+	if (!json_object_object_get_ex(req, "messages", &msgs) ||
+	    !json_object_is_type(msgs, json_type_array))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(msgs); i++)
+		if (json_object_object_get_ex(json_object_array_get_idx(msgs, i),
+					      "role", &role) &&
+		    json_object_is_type(role, json_type_string) &&
+		    strcmp(json_object_get_string(role), "tool") == 0)
+			return true;
+	return false;
+}
+
 static enum MHD_Result chat(struct MHD_Connection *c, const char *method,
 			    const char *url, struct req *rq)
 {
@@ -793,10 +812,10 @@ static enum MHD_Result chat(struct MHD_Connection *c, const char *method,
 
 	record_request(c, method, url, rq);
 	parse_directives(rq->body, &d);
-	/* the second turn of a tool conversation is answered in text */
-	if (d.tools && rq->body && strstr(rq->body, "\"role\":\"tool\""))
-		d.tools = false;
 	req = json_tokener_parse(rq->body ? rq->body : "");
+	/* the second turn of a tool conversation is answered in text */
+	if (d.tools && has_tool_message(req))
+		d.tools = false;
 	if (!json_object_is_type(req, json_type_object)) {
 		json_object_put(req);
 		return send_text(c, 400, "application/json",

@@ -249,6 +249,28 @@ START_TEST(null_members_are_noops)
 }
 END_TEST
 
+/* The pipeline sends a request on as text only when no param applies. */
+START_TEST(empty_only_without_any_param)
+{
+	struct param_config pc = { 0 };
+
+	ck_assert(params_empty(&pc));
+	pc_from(&pc, NULL, NULL, NULL, "[\"x\"]");
+	ck_assert(!params_empty(&pc));
+	params_free(&pc);
+	ck_assert(params_empty(&pc));
+	pc_from(&pc, NULL, "{\"a\":1}", NULL, NULL);
+	ck_assert(!params_empty(&pc));
+	params_free(&pc);
+	pc_from(&pc, NULL, NULL, "{\"a\":\"b\"}", NULL);
+	ck_assert(!params_empty(&pc));
+	params_free(&pc);
+	pc_from(&pc, "{\"a\":1}", NULL, NULL, NULL);
+	ck_assert(!params_empty(&pc));
+	params_free(&pc);
+}
+END_TEST
+
 static Suite *params_suite(void)
 {
 	Suite *s = suite_create("params");
@@ -264,6 +286,7 @@ static Suite *params_suite(void)
 	tcase_add_test(tc, values_are_deep_copied);
 	tcase_add_test(tc, rename_and_delete_leave_config_untouched);
 	tcase_add_test(tc, null_members_are_noops);
+	tcase_add_test(tc, empty_only_without_any_param);
 	suite_add_tcase(s, tc);
 	return s;
 }
