@@ -303,9 +303,12 @@ static void setup_easy(struct upstream_call *c, const struct upstream_req *req,
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, o->timeout_s);
 	/* a non-streaming answer must be complete within timeout_s */
 	curl_easy_setopt(e, CURLOPT_TIMEOUT, o->stream ? 0L : o->timeout_s);
-	/* never pick up http_proxy & co from the daemon's environment */
+	/* never pick up http_proxy, no_proxy & co from the daemon's
+	 * environment: with CURLOPT_NOPROXY unset, libcurl read no_proxy
+	 * (and NO_PROXY) for every transfer, and a configured proxy was
+	 * bypassed for the hosts it listed */
 	curl_easy_setopt(e, CURLOPT_PROXY, o->proxy ? o->proxy : "");
-	curl_easy_setopt(e, CURLOPT_NOPROXY, o->no_proxy);
+	curl_easy_setopt(e, CURLOPT_NOPROXY, o->no_proxy ? o->no_proxy : "");
 }
 
 /* Collect a finished transfer's result. */

@@ -96,7 +96,18 @@ static void setup(void)
 		mock.port, mock.port,
 		mock.port, PROXY_USER, proxy.port) < 0)
 		abort();
+	/* an environment that would send every request the wrong way, had
+	 * libcurl been let to read it: the configuration is the only
+	 * source */
+	setenv("http_proxy", "http://127.0.0.1:9", 1);
+	setenv("ALL_PROXY", "http://127.0.0.1:9", 1);
+	setenv("no_proxy", "127.0.0.1,localhost", 1);
+	setenv("NO_PROXY", "127.0.0.1,localhost", 1);
 	h_daemon_start(&daemon_, cfg, "ACCESS_API_KEYS=" H_CLIENT_KEY "\n");
+	unsetenv("http_proxy");
+	unsetenv("ALL_PROXY");
+	unsetenv("no_proxy");
+	unsetenv("NO_PROXY");
 	free(cfg);
 }
 
