@@ -120,6 +120,12 @@ static size_t utf8_len(const struct guard *g, size_t i)
 	return n;
 }
 
+/* String bytes that need no look: printable ASCII but the quote (0x22)
+ * and the backslash (0x5c). */
+static const bool str_plain[256] = {
+	[0x20 ... 0x21] = true, [0x23 ... 0x5b] = true, [0x5d ... 0x7f] = true,
+};
+
 /* A string from its opening quote; decoded into the arena when key. */
 static int scan_string(struct guard *g, bool key, struct key *k)
 {
@@ -130,8 +136,18 @@ static int scan_string(struct guard *g, bool key, struct key *k)
 		k->off = g->arena.len;
 	g->i++;
 	while (g->i < g->len) {
-		unsigned char c = (unsigned char)g->s[g->i];
+		size_t run = g->i;
+		unsigned char c;
 
+		/* plain ASCII goes by in runs, a key's in one append */
+		while (run < g->len && str_plain[(unsigned char)g->s[run]])
+			run++;
+		if (key && run > g->i)
+			buf_append(&g->arena, &g->s[g->i], run - g->i);
+		g->i = run;
+		if (g->i >= g->len)
+			break;
+		c = (unsigned char)g->s[g->i];
 		if (c == '"') {
 			g->i++;
 			if (key)
@@ -151,12 +167,6 @@ static int scan_string(struct guard *g, bool key, struct key *k)
 			if (key)
 				buf_append(&g->arena, &g->s[g->i], n);
 			g->i += n;
-			continue;
-		}
-		if (c != '\\') {
-			if (key)
-				buf_append(&g->arena, &g->s[g->i], 1);
-			g->i++;
 			continue;
 		}
 		if (g->i + 1 >= g->len)

@@ -92,7 +92,8 @@ static size_t rule_index(const struct field_rule *rules, size_t count,
 			 const char *key, size_t n)
 {
 	for (size_t i = 0; i < count; i++)
-		if (strncmp(rules[i].name, key, n) == 0 &&
+		if (n > 0 && rules[i].name[0] == key[0] &&
+		    strncmp(rules[i].name, key, n) == 0 &&
 		    rules[i].name[n] == '\0')
 			return i;
 	return count;
