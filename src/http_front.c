@@ -53,6 +53,19 @@ struct http_front {
 enum endpoint { EP_NONE, EP_CHAT, EP_MODELS, EP_HEALTH, EP_USAGE,
 		EP_METRICS };
 
+/* Set on a connection's own thread when a handler returns MHD_NO because
+ * the client is gone or was already answered: libmicrohttpd, which logs
+ * every MHD_NO as an internal error on that thread right after, is then
+ * logged at debug level. The request's own audit line says what
+ * happened. */
+static _Thread_local bool closing_on_purpose;
+
+static enum MHD_Result close_quietly(void)
+{
+	closing_on_purpose = true;
+	return MHD_NO;
+}
+
 /* Per-request state, from the first access-handler call to completion. */
 struct http_req {
 	struct http_front *front;
@@ -217,7 +230,7 @@ static enum MHD_Result abort_request(struct MHD_Connection *conn,
 	log_info("http", "request_id=%s client=%s refused mid-body: %d %s",
 		 h->request_id, h->client_addr, err->status,
 		 err->code ? err->code : "-");
-	return MHD_NO;
+	return close_quietly();
 }
 
 static enum endpoint endpoint_of(const char *url)
@@ -391,7 +404,7 @@ static enum MHD_Result serve_chat(struct MHD_Connection *conn,
 	h->pl = pipeline_new(&in);
 	switch (pipeline_start(h->pl)) {
 	case PL_GONE:
-		return MHD_NO;
+		return close_quietly();
 	case PL_STREAM:
 		break;
 	default: {
@@ -763,6 +776,9 @@ unsigned http_front_connections(struct http_front *f)
 	return n > 0 ? (unsigned)n : 0;
 }
 
+/* Said by libmicrohttpd whenever a handler returns MHD_NO. */
+static const char mhd_no_msg[] = "Application reported internal error";
+
 /* printf-like: fmt comes from libmicrohttpd, never from a client */
 __attribute__((format(printf, 2, 0)))
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
@@ -777,7 +793,10 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 	/* TLS connections reach MHD as the plaintext end of a socketpair,
 	 * where its TCP_CORK/TCP_NODELAY "push" cannot apply; the bytes
 	 * still go out at once */
-	if (strncmp(msg, "Failed to push the data", 23) == 0) {
+	if (strncmp(msg, "Failed to push the data", 23) == 0 ||
+	    (closing_on_purpose &&
+	     strncmp(msg, mhd_no_msg, sizeof(mhd_no_msg) - 1) == 0)) {
+		closing_on_purpose = false;
 		log_debug("http", "%s", msg);
 		return;
 	}
