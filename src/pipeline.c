@@ -387,7 +387,7 @@ static int on_body(void *ud, long status, const char *p, size_t n)
 	return r->abort_transfer || r->client_gone;
 }
 
-/* ---- validation ---- */
+/* ---- parsing (the json-c way; checks in request.c) ---- */
 
 static pthread_key_t tok_key;
 static pthread_once_t tok_once = PTHREAD_ONCE_INIT;
