@@ -486,6 +486,50 @@ START_TEST(local_counts_without_upstream_usage)
 }
 END_TEST
 
+/* prompt_tokens recorded for (key name, model) so far, 0 when none */
+static long prompt_recorded(const char *name, const char *model)
+{
+	struct h_resp r;
+	json_object *u, *row;
+	long n;
+
+	get_as(ADMIN_KEY, "/v1/usage?group_by=key,model", &r);
+	u = h_json(&r);
+	row = usage_row(u, name, model);
+	n = row ? row_int(row, "prompt_tokens") : 0;
+	json_object_put(u);
+	h_resp_free(&r);
+	return n;
+}
+
+/* A request sent on as its text (src/request.h: a model without
+ * max_tokens, a key without limits) has its prompt counted from that
+ * text when the provider reports no usage: the same count the json-c
+ * way gives the same messages, escapes and all. */
+START_TEST(text_path_prompt_counted_like_json)
+{
+	static const char text[] = "caf\\u00e9 \\ud83d\\ude00 \\\"q\\\" "
+				   "[mock chunks=3 usage=0]";
+	long before, p_json, p_text;
+	struct h_resp r;
+
+	before = prompt_recorded("admin", "gpt-test"); /* max_tokens: json-c */
+	chat_as(ADMIN_KEY, "mock/gpt-test", text, NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	h_resp_free(&r);
+	p_json = prompt_recorded("admin", "gpt-test") - before;
+
+	before = prompt_recorded("admin", "m2"); /* the text path */
+	chat_as(ADMIN_KEY, "mock/m2", text, "\"stream\":true", &r);
+	ck_assert_int_eq(r.status, 200);
+	h_resp_free(&r);
+	p_text = prompt_recorded("admin", "m2") - before;
+
+	ck_assert_int_gt(p_json, 8);
+	ck_assert_int_eq(p_text, p_json);
+}
+END_TEST
+
 /* A complete answer is counted locally at the end, and only when the
  * count is used: recorded when the provider reports no usage, shown in
  * the audit line when that is written. Both uses must still get it. */
@@ -586,6 +630,7 @@ int main(void)
 	tcase_add_test(tu, usage_endpoint);
 	tcase_add_test(tu, usage_survives_restart);
 	tcase_add_test(tu, local_counts_without_upstream_usage);
+	tcase_add_test(tu, text_path_prompt_counted_like_json);
 	tcase_add_test(tu, answer_counted_when_needed);
 	suite_add_tcase(s, tu);
 	tcase_add_checked_fixture(tm, setup, teardown);
