@@ -319,6 +319,9 @@ bool request_text_check(const char *text, size_t len,
 	    !out->messages.p || !text_messages_ok(out->messages))
 		return false;
 	out->stream = stream.p && stream.p[0] == 't';
+	/* "stream_options": null on a stream is replaced, not added to */
+	if (out->stream && opts.p && !jspan_is_object(opts))
+		return false;
 	if (jspan_is_object(opts)) {
 		out->stream_options = true;
 		if (jspan_get(opts, "include_usage", &usage)) {

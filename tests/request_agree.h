@@ -97,6 +97,11 @@ static const char *request_agree(const char *text, size_t n)
 		broken = "the rewritten text is no JSON";
 		goto out;
 	}
+	/* a repeated key is read differently by different parsers */
+	if (jsonguard_check(b.data, b.len, REQUEST_MAX_DEPTH, &err) < 0) {
+		broken = "the rewritten text fails jsonguard (a repeated key?)";
+		goto out;
+	}
 	json_object_object_get_ex(out, "model", &v);
 	if (strcmp(json_object_get_string(v), up_model) != 0) {
 		broken = "the rewritten model is not the upstream one";

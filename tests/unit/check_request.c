@@ -53,6 +53,9 @@ static const struct {
 	{ "{\"model\":\"a/b\",\"stream\":true,\"stream_options\":"
 	  "{\"include_usage\":false},\"messages\":[{\"role\":\"user\","
 	  "\"content\":\"x\"}]}", NULL },
+	/* a stream's null stream_options: replaced, not added to */
+	{ "{\"model\":\"a/b\",\"stream\":true,\"stream_options\":null,"
+	  "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", NULL },
 	/* a model name with an escape */
 	{ "{\"model\":\"a\\/b\",\"messages\":[{\"role\":\"user\","
 	  "\"content\":\"x\"}]}", NULL },
