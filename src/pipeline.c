@@ -353,7 +353,7 @@ static int on_sse_event(void *ud, const struct sse_event *ev)
 }
 
 /* status comes with the bytes: the first ones can arrive inside
- * upstream_start(), before r->up is even assigned. */
+ * upstream_begin(), before start_request() has looked at r->up. */
 static int on_body(void *ud, long status, const char *p, size_t n)
 {
 	struct pl_request *r = ud;
@@ -829,7 +829,8 @@ static enum pl_result start_request(struct pl_request *r)
 	opts.stream = r->call.stream;
 	opts.proxy = proxy_for(r->cfg, r->route.provider);
 	opts.no_proxy = r->cfg->proxy.no_proxy;
-	r->up = upstream_start(&r->ureq, &opts, on_body, r);
+	r->up = upstream_new(&r->ureq, &opts, on_body, r);
+	upstream_begin(r->up);
 	st = pump_until_headers(r);
 	status = upstream_status(r->up);
 	if (st == UPSTREAM_RUNNING && !atomic_load(&r->cancelled) &&

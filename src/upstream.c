@@ -325,17 +325,15 @@ static void check_done(struct upstream_call *c)
 	}
 }
 
-struct upstream_call *upstream_start(const struct upstream_req *req,
-				     const struct upstream_opts *opts,
-				     upstream_body_fn on_body, void *ud)
+struct upstream_call *upstream_new(const struct upstream_req *req,
+				   const struct upstream_opts *opts,
+				   upstream_body_fn on_body, void *ud)
 {
 	struct upstream_call *c = xcalloc(1, sizeof(*c));
-	int running;
 
 	c->on_body = on_body;
 	c->ud = ud;
 	c->watch_client = true;
-	c->started_us = now_us();
 	pthread_mutex_init(&c->wake_lock, NULL);
 	c->pair = pair_take();
 	if (!c->pair) {
@@ -351,13 +349,22 @@ struct upstream_call *upstream_start(const struct upstream_req *req,
 	c->easy = c->pair->easy;
 	c->multi = c->pair->multi;
 	setup_easy(c, req, opts);
+	return c;
+}
+
+void upstream_begin(struct upstream_call *c)
+{
+	int running;
+
+	c->started_us = now_us();
+	if (c->finished || !c->multi)
+		return;
 	curl_multi_add_handle(c->multi, c->easy);
 	curl_multi_perform(c->multi, &running);
 	/* on a warm connection the whole answer can arrive right here: a
 	 * pump that did not know would sleep in curl_multi_poll with no
 	 * socket left to wake it */
 	check_done(c);
-	return c;
 }
 
 /* 0 when the client is still there, -1 when its socket closed. */

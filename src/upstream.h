@@ -43,12 +43,17 @@ enum upstream_state {
 
 struct upstream_call;
 
-/* Start sending req (which must outlive the call). Never NULL; a setup
- * failure shows up as UPSTREAM_FAILED on the first pump. Free with
- * upstream_free(). */
-struct upstream_call *upstream_start(const struct upstream_req *req,
-				     const struct upstream_opts *opts,
-				     upstream_body_fn on_body, void *ud);
+/* A transfer of req (which must outlive the call), set up but not
+ * started: nothing is sent and no callback runs before upstream_begin().
+ * Never NULL; a setup failure shows up as UPSTREAM_FAILED on the first
+ * pump. Free with upstream_free(). */
+struct upstream_call *upstream_new(const struct upstream_req *req,
+				   const struct upstream_opts *opts,
+				   upstream_body_fn on_body, void *ud);
+/* Start sending. Body callbacks may run inside this call already (on a
+ * warm connection a whole short answer can arrive), which is why it is
+ * apart from upstream_new(): the caller has the call in hand by then. */
+void upstream_begin(struct upstream_call *c);
 /* Drive the transfer: wait up to wait_ms for network activity (or for
  * client_fd, when >= 0, to close), then make progress. Body callbacks run
  * inside this call. */

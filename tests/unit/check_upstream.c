@@ -29,6 +29,7 @@ static struct {
 	atomic_bool stop;
 	atomic_bool silent;
 	atomic_int accepted;
+	atomic_int requests;
 	pthread_mutex_t lock;
 	char last_target[64]; /* {lock} the request target last served */
 } srv;
@@ -112,6 +113,7 @@ static void *serve(void *arg)
 			buf[i][have[i] < sizeof(buf[i]) ? have[i]
 						: sizeof(buf[i]) - 1] = '\0';
 			record_target(buf[i]);
+			atomic_fetch_add(&srv.requests, 1);
 			have[i] = 0;
 			if (!atomic_load(&srv.silent))
 				(void)!write(p[i + 1].fd, "HTTP/1.1 200 OK\r\n"
@@ -138,6 +140,7 @@ static void server_start(void)
 	atomic_store(&srv.stop, false);
 	atomic_store(&srv.silent, false);
 	atomic_store(&srv.accepted, 0);
+	atomic_store(&srv.requests, 0);
 	pthread_mutex_init(&srv.lock, NULL);
 	srv.last_target[0] = '\0';
 	ck_assert_int_eq(pthread_create(&srv.thread, NULL, serve, NULL), 0);
@@ -183,6 +186,7 @@ static struct upstream_call *start_to(struct upstream_req *req,
 				      struct got *g, const char *path)
 {
 	static const struct upstream_opts opts = { .timeout_s = 5 };
+	struct upstream_call *c;
 	char url[128];
 
 	memset(req, 0, sizeof(*req));
@@ -196,7 +200,9 @@ static struct upstream_call *start_to(struct upstream_req *req,
 	req->body_len = 2;
 	upstream_req_add_header(req, "Content-Type", "application/json");
 	memset(g, 0, sizeof(*g));
-	return upstream_start(req, &opts, on_body, g);
+	c = upstream_new(req, &opts, on_body, g);
+	upstream_begin(c);
+	return c;
 }
 
 static struct upstream_call *start(struct upstream_req *req, struct got *g)
@@ -311,6 +317,32 @@ START_TEST(pooled_pair_follows_the_url)
 }
 END_TEST
 
+/* upstream_new() only sets a transfer up: the caller must hold the call
+ * before any callback can run, since a warm connection can bring a whole
+ * short answer inside upstream_begin(). */
+START_TEST(nothing_runs_before_begin)
+{
+	static const struct upstream_opts opts = { .timeout_s = 5 };
+	struct upstream_req req;
+	struct got g;
+	struct upstream_call *warm = start(&req, &g), *c;
+
+	ck_assert_int_eq(run(warm), UPSTREAM_DONE); /* a pooled connection */
+	upstream_free(warm);
+	memset(&g, 0, sizeof(g));
+	c = upstream_new(&req, &opts, on_body, &g);
+	usleep(50000);
+	ck_assert_int_eq((int)g.len, 0);
+	ck_assert_int_eq(atomic_load(&srv.requests), 1);
+	upstream_begin(c);
+	ck_assert_int_eq(run(c), UPSTREAM_DONE);
+	ck_assert_int_eq((int)g.len, 2);
+	ck_assert_int_eq(atomic_load(&srv.requests), 2);
+	upstream_free(c);
+	upstream_req_free(&req);
+}
+END_TEST
+
 struct waker {
 	struct upstream_call *c;
 	atomic_bool done;
@@ -366,6 +398,7 @@ static Suite *upstream_suite(void)
 	tcase_add_test(tc, released_transfer_leaves_its_connection);
 	tcase_add_test(tc, unfinished_transfer_is_not_pooled);
 	tcase_add_test(tc, pooled_pair_follows_the_url);
+	tcase_add_test(tc, nothing_runs_before_begin);
 	tcase_add_test(tc, wakeups_race_release);
 	suite_add_tcase(s, tc);
 	return s;
