@@ -192,21 +192,14 @@ int acct_admit_text(struct acct *a, const struct key_entry *key,
 /* The prompt of acct_admit_text(), parsed now that it is counted. */
 static void count_prompt_text(struct acct *a)
 {
-	const char *s = a->prompt_text.p;
-	size_t n = a->prompt_text.n;
 	json_tokener *tok = json_tokener_new_ex(REQUEST_MAX_DEPTH);
-	json_object *msgs = NULL;
-	struct buf fixed;
+	json_object *msgs = tok ? jsonguard_parse(tok, a->prompt_text.p,
+						   a->prompt_text.n) : NULL;
 
-	buf_init(&fixed, 0);
-	(void)jsonguard_unmangle(&s, &n, &fixed);
-	if (tok && n <= INT32_MAX)
-		msgs = json_tokener_parse_ex(tok, s, (int)n);
 	count_prompt(a, msgs);
 	json_object_put(msgs);
 	if (tok)
 		json_tokener_free(tok);
-	buf_free(&fixed);
 }
 
 static void feed_str(struct acct *a, json_object *o, const char *name)

@@ -502,3 +502,23 @@ bool jsonguard_unmangle(const char **text, size_t *len, struct buf *scratch)
 	*len = scratch->len;
 	return true;
 }
+
+json_object *jsonguard_parse(json_tokener *tok, const char *text, size_t len)
+{
+	json_object *obj = NULL;
+	struct buf fixed;
+
+	if (len > INT32_MAX)
+		return NULL;
+	buf_init(&fixed, 0);
+	(void)jsonguard_unmangle(&text, &len, &fixed);
+	json_tokener_reset(tok);
+	obj = json_tokener_parse_ex(tok, text, (int)len);
+	if (obj && (json_tokener_get_error(tok) != json_tokener_success ||
+		    (size_t)json_tokener_get_parse_end(tok) != len)) {
+		json_object_put(obj);
+		obj = NULL;
+	}
+	buf_free(&fixed);
+	return obj;
+}

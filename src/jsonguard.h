@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <json-c/json.h>
+
 #include "apierr.h"
 
 struct buf;
@@ -36,6 +38,13 @@ int jsonguard_check(const char *text, size_t len, unsigned max_depth,
  * the result is true; otherwise nothing changes. scratch stays the
  * caller's to free, after the text is parsed. */
 bool jsonguard_unmangle(const char **text, size_t *len, struct buf *scratch);
+
+/* json-c's reading of text[0..len), repaired by jsonguard_unmangle()
+ * first, with tok (reset here: the caller's, to keep for many parses, and
+ * its depth and flags apply). NULL unless the whole text is one JSON
+ * value; the caller puts what it gets. For a text already checked (a
+ * span of jsonspan) or one json-c must judge (a provider's body). */
+json_object *jsonguard_parse(json_tokener *tok, const char *text, size_t len);
 
 /* The static spelling of a known Chat Completions field, or NULL. */
 const char *jsonguard_field(const char *name, size_t len);

@@ -248,7 +248,7 @@ static void record_usage_text(struct pl_request *r, struct jspan usage)
 	return;
 slow:
 	tok = json_tokener_new();
-	obj = json_tokener_parse_ex(tok, usage.p, (int)usage.n);
+	obj = jsonguard_parse(tok, usage.p, usage.n);
 	record_usage(r, obj);
 	json_object_put(obj);
 	json_tokener_free(tok);

@@ -122,20 +122,12 @@ static const char *error_message(json_object *obj)
 
 static json_object *parse_object(json_tokener *tok, const char *s, size_t n)
 {
-	json_object *obj;
-	struct buf fixed;
+	json_object *obj = jsonguard_parse(tok, s, n);
 
-	buf_init(&fixed, 0);
-	(void)jsonguard_unmangle(&s, &n, &fixed);
-	json_tokener_reset(tok);
-	obj = json_tokener_parse_ex(tok, s, (int)n);
-	if (!obj || json_tokener_get_error(tok) != json_tokener_success ||
-	    (size_t)json_tokener_get_parse_end(tok) != n ||
-	    !json_object_is_type(obj, json_type_object)) {
+	if (obj && !json_object_is_type(obj, json_type_object)) {
 		json_object_put(obj);
 		obj = NULL;
 	}
-	buf_free(&fixed);
 	return obj;
 }
 
