@@ -425,6 +425,20 @@ static json_tokener *thread_tokener(void)
 	return tok;
 }
 
+/* The checks on the raw body both ways need: present, and nothing json-c
+ * would quietly change (jsonguard). 0, or -1 with a 400 in err. */
+static int guard_body(const char *body, size_t len, struct api_error *err)
+{
+	if (len == 0 || len > INT32_MAX) {
+		apierr_bad_request(err, NULL, "The request body is empty; send "
+				   "a JSON chat completion request");
+		return -1;
+	}
+	return jsonguard_check(body, len, REQUEST_MAX_DEPTH, err);
+}
+
+/* A body that passed guard_body(), parsed: an object, or NULL with a 400
+ * in err. */
 static json_object *parse_body(const char *body, size_t len,
 			       struct api_error *err)
 {
@@ -434,13 +448,6 @@ static json_object *parse_body(const char *body, size_t len,
 	struct buf fixed;
 
 	buf_init(&fixed, 0);
-	if (len == 0 || len > INT32_MAX) {
-		apierr_bad_request(err, NULL, "The request body is empty; send "
-				   "a JSON chat completion request");
-		goto out;
-	}
-	if (jsonguard_check(body, len, REQUEST_MAX_DEPTH, err) < 0)
-		goto out;
 	(void)jsonguard_unmangle(&body, &len, &fixed);
 	obj = json_tokener_parse_ex(tok, body, (int)len);
 	jerr = json_tokener_get_error(tok);
@@ -746,7 +753,7 @@ static int route_request(struct pl_request *r, char *client_model,
 
 /* The request read, checked and rewritten on its text (see request.h):
  * 1 when r->ureq is ready, -1 with err set, 0 when it must go the json-c
- * way. Only requests whose every change is the model name and usage for
+ * way (routed already, when the text got that far). Only requests whose every change is the model name and usage for
  * a stream come here: not those of a key with limits (admission counts
  * the prompt), nor those of an adapter that translates or a model with
  * max_tokens or parameters to apply. */
@@ -757,8 +764,6 @@ static int request_text(struct pl_request *r, struct api_error *err)
 	struct buf body;
 
 	if (acct_counts_prompt_first(r->key) ||
-	    jsonguard_check(r->in.body, r->in.body_len, REQUEST_MAX_DEPTH,
-			    err) < 0 ||
 	    !request_text_check(r->in.body, r->in.body_len, &rt))
 		return 0;
 	if (route_request(r, xstrndup(rt.model.p + 1, rt.model.n - 2),
@@ -766,12 +771,8 @@ static int request_text(struct pl_request *r, struct api_error *err)
 		return -1;
 	if (!r->route.adapter->build_request_text ||
 	    (r->route.model && (r->route.model->max_tokens > 0 ||
-				!params_empty(&r->route.model->params)))) {
-		free(r->client_model);
-		r->client_model = NULL;
-		memset(&r->call, 0, sizeof(r->call));
+				!params_empty(&r->route.model->params))))
 		return 0;
-	}
 	r->call.stream = rt.stream;
 	r->call.include_usage = rt.include_usage;
 	buf_init(&body, 0);
@@ -789,13 +790,16 @@ static int request_text(struct pl_request *r, struct api_error *err)
 	return 1;
 }
 
-/* The request the json-c way: parsed, checked, edited and serialised. */
+/* The request the json-c way: parsed, checked, edited and serialised.
+ * When request_text() routed it already, its checks vouched for the same
+ * model name, and the route stands. */
 static int request_json(struct pl_request *r, struct api_error *err)
 {
 	r->req = parse_body(r->in.body, r->in.body_len, err);
 	if (!r->req || request_validate(r->req, err) < 0)
 		return -1;
-	if (route_request(r, xstrdup(json_object_get_string(
+	if (!r->client_model &&
+	    route_request(r, xstrdup(json_object_get_string(
 			json_object_object_get(r->req, "model"))), err) < 0)
 		return -1;
 	prepare_request(r);
@@ -818,6 +822,8 @@ static enum pl_result start_request(struct pl_request *r)
 			  r->in.authorization, &r->key, &err) < 0)
 		return respond_error(r, &err);
 	log_body(r, "request", r->in.body, r->in.body_len);
+	if (guard_body(r->in.body, r->in.body_len, &err) < 0)
+		return respond_error(r, &err);
 	rc = request_text(r, &err);
 	if (rc == 0)
 		rc = request_json(r, &err) < 0 ? -1 : 1;
