@@ -61,12 +61,11 @@ static struct pair *pool;     /* {pool_lock} idle pairs, warm first */
 static unsigned pool_size;    /* {pool_lock} */
 
 struct upstream_call {
-	/* wake_lock guards easy and multi against upstream_wakeup() from
-	 * another thread while upstream_release() hands them back */
+	/* wake_lock guards pair against upstream_wakeup() from another
+	 * thread while upstream_release() hands it back */
 	pthread_mutex_t wake_lock;
-	struct pair *pair;
-	CURL *easy;         /* pair's, NULL once released */
-	CURLM *multi;
+	struct pair *pair;  /* NULL once released */
+	bool added;         /* pair's easy handle is in its multi handle */
 	struct curl_slist *headers;
 	upstream_body_fn on_body;
 	void *ud;
@@ -173,7 +172,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 		c->headers_done = false;
 		c->retry_after[0] = '\0';
 	} else if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {
-		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &c->status);
+		curl_easy_getinfo(c->pair->easy, CURLINFO_RESPONSE_CODE,
+				  &c->status);
 		c->headers_done = c->status >= 200;
 	} else if (has_prefix_ci(p, "retry-after:")) {
 		size_t off = strlen("retry-after:"), end = len;
@@ -282,7 +282,7 @@ static int pair_set_url(struct pair *p, const char *url)
 static void setup_easy(struct upstream_call *c, const struct upstream_req *req,
 		       const struct upstream_opts *o)
 {
-	CURL *e = c->easy;
+	CURL *e = c->pair->easy;
 	long connect_s = o->timeout_s < 10 ? o->timeout_s : 10;
 
 	for (size_t i = 0; i < req->n_headers; i++)
@@ -317,7 +317,7 @@ static void check_done(struct upstream_call *c)
 	CURLMsg *m;
 	int left;
 
-	while ((m = curl_multi_info_read(c->multi, &left))) {
+	while ((m = curl_multi_info_read(c->pair->multi, &left))) {
 		if (m->msg == CURLMSG_DONE) {
 			c->finished = true;
 			c->result = m->data.result;
@@ -346,8 +346,6 @@ struct upstream_call *upstream_new(const struct upstream_req *req,
 		c->result = CURLE_URL_MALFORMAT;
 		return c;
 	}
-	c->easy = c->pair->easy;
-	c->multi = c->pair->multi;
 	setup_easy(c, req, opts);
 	return c;
 }
@@ -357,10 +355,11 @@ void upstream_begin(struct upstream_call *c)
 	int running;
 
 	c->started_us = now_us();
-	if (c->finished || !c->multi)
+	if (c->finished || !c->pair)
 		return;
-	curl_multi_add_handle(c->multi, c->easy);
-	curl_multi_perform(c->multi, &running);
+	curl_multi_add_handle(c->pair->multi, c->pair->easy);
+	c->added = true;
+	curl_multi_perform(c->pair->multi, &running);
 	/* on a warm connection the whole answer can arrive right here: a
 	 * pump that did not know would sleep in curl_multi_poll with no
 	 * socket left to wake it */
@@ -391,17 +390,17 @@ enum upstream_state upstream_pump(struct upstream_call *c, int client_fd,
 	unsigned nextra = (client_fd >= 0 && c->watch_client) ? 1 : 0;
 	int running, numfds = 0;
 
-	if (!c->finished && c->multi) {
-		curl_multi_poll(c->multi, nextra ? &extra : NULL, nextra,
+	if (!c->finished && c->pair) {
+		curl_multi_poll(c->pair->multi, nextra ? &extra : NULL, nextra,
 				wait_ms, &numfds);
 		if (nextra && (extra.revents & (CURL_WAIT_POLLIN | POLLHUP | POLLERR)) &&
 		    client_state(c, client_fd) < 0)
 			return UPSTREAM_CLIENT_GONE;
-		curl_multi_perform(c->multi, &running);
+		curl_multi_perform(c->pair->multi, &running);
 		check_done(c);
 	}
 	if (!c->finished)
-		return c->multi ? UPSTREAM_RUNNING : UPSTREAM_FAILED;
+		return c->pair ? UPSTREAM_RUNNING : UPSTREAM_FAILED;
 	return c->result == CURLE_OK ? UPSTREAM_DONE : UPSTREAM_FAILED;
 }
 
@@ -410,8 +409,8 @@ void upstream_wakeup(struct upstream_call *c)
 	if (!c)
 		return;
 	pthread_mutex_lock(&c->wake_lock);
-	if (c->multi)
-		curl_multi_wakeup(c->multi);
+	if (c->pair)
+		curl_multi_wakeup(c->pair->multi);
 	pthread_mutex_unlock(&c->wake_lock);
 }
 
@@ -463,35 +462,31 @@ void upstream_error(const struct upstream_call *c, const char *provider,
 void upstream_release(struct upstream_call *c)
 {
 	struct pair *p;
-	CURL *easy;
-	bool reusable;
+	bool added;
 
 	if (!c)
 		return;
 	pthread_mutex_lock(&c->wake_lock);
 	p = c->pair;
-	easy = c->easy;
+	added = c->added;
 	c->pair = NULL;
-	c->easy = NULL;
-	c->multi = NULL;
+	c->added = false;
 	pthread_mutex_unlock(&c->wake_lock);
 	if (!p)
 		return;
+	if (added)
+		curl_multi_remove_handle(p->multi, p->easy);
+	/* a pooled handle keeps its options: none may point into c, at the
+	 * header list or at the request body */
+	curl_easy_setopt(p->easy, CURLOPT_POSTFIELDS, NULL);
+	curl_easy_setopt(p->easy, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(p->easy, CURLOPT_HEADERDATA, NULL);
+	curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, NULL);
+	curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, NULL);
 	/* a pair whose transfer never started is as clean as it came; of
 	 * the others, only a transfer that ran to its end leaves a clean
 	 * connection */
-	reusable = !easy || (c->finished && c->result == CURLE_OK);
-	if (easy) {
-		curl_multi_remove_handle(p->multi, easy);
-		/* a pooled handle keeps its options: none may point into c,
-		 * at the header list or at the request body */
-		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
-		curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
-		curl_easy_setopt(easy, CURLOPT_HEADERDATA, NULL);
-		curl_easy_setopt(easy, CURLOPT_WRITEDATA, NULL);
-		curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
-	}
-	pair_give(p, reusable);
+	pair_give(p, !added || (c->finished && c->result == CURLE_OK));
 }
 
 void upstream_free(struct upstream_call *c)
