@@ -793,9 +793,12 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 	/* TLS connections reach MHD as the plaintext end of a socketpair,
 	 * where its TCP_CORK/TCP_NODELAY "push" cannot apply; the bytes
 	 * still go out at once */
-	if (strncmp(msg, "Failed to push the data", 23) == 0 ||
-	    (closing_on_purpose &&
-	     strncmp(msg, mhd_no_msg, sizeof(mhd_no_msg) - 1) == 0)) {
+	if (strncmp(msg, "Failed to push the data", 23) == 0) {
+		log_debug("http", "%s", msg);
+		return;
+	}
+	if (closing_on_purpose &&
+	    strncmp(msg, mhd_no_msg, sizeof(mhd_no_msg) - 1) == 0) {
 		closing_on_purpose = false;
 		log_debug("http", "%s", msg);
 		return;
