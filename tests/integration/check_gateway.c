@@ -131,48 +131,44 @@ END_TEST
  * escapes kept, usage switched on for a stream; one that needs more (a
  * max_tokens cap here) is rebuilt by json-c. Either way the provider
  * gets the same request. */
-START_TEST(request_text_goes_on_as_written)
+/* The client's body goes through the gateway; the provider's copy of it
+ * must be want, byte for byte. */
+static void sent_upstream_as(const char *body, const char *want)
 {
-	static const char pretty[] =
-		"{\n  \"messages\": [ { \"role\": \"user\", \"content\": "
-		"\"caf\\u00e9 [mock chunks=1]\" } ],\n  \"model\": "
-		"\"open/org/m\",\n  \"temperature\": 0.50\n}";
-	static const char want[] =
-		"{\n  \"messages\": [ { \"role\": \"user\", \"content\": "
-		"\"caf\\u00e9 [mock chunks=1]\" } ],\n  \"model\": "
-		"\"org/m\",\n  \"temperature\": 0.50\n}";
 	struct h_resp r = { 0 };
 	json_object *st;
 
-	h_chat(daemon_.port, pretty, &r);
+	h_chat(daemon_.port, body, &r);
 	ck_assert_int_eq(r.status, 200);
 	h_resp_free(&r);
 	st = h_mock_stats(&mock);
 	ck_assert_str_eq(h_get_str(st, "last_request.body"), want);
 	json_object_put(st);
+}
 
+START_TEST(request_text_goes_on_as_written)
+{
+	struct h_resp r = { 0 };
+	json_object *st;
+
+	sent_upstream_as(
+		"{\n  \"messages\": [ { \"role\": \"user\", \"content\": "
+		"\"caf\\u00e9 [mock chunks=1]\" } ],\n  \"model\": "
+		"\"open/org/m\",\n  \"temperature\": 0.50\n}",
+		"{\n  \"messages\": [ { \"role\": \"user\", \"content\": "
+		"\"caf\\u00e9 [mock chunks=1]\" } ],\n  \"model\": "
+		"\"org/m\",\n  \"temperature\": 0.50\n}");
 	/* a stream gets usage asked for, after the client's members */
-	h_chat(daemon_.port, "{\"model\":\"open/m\",\"stream\":true,"
-	       "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", &r);
-	ck_assert_int_eq(r.status, 200);
-	h_resp_free(&r);
-	st = h_mock_stats(&mock);
-	ck_assert_str_eq(h_get_str(st, "last_request.body"),
+	sent_upstream_as("{\"model\":\"open/m\",\"stream\":true,"
+			 "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
 			 "{\"model\":\"m\",\"stream\":true,\"messages\":[{"
 			 "\"role\":\"user\",\"content\":\"x\"}],"
 			 "\"stream_options\":{\"include_usage\":true}}");
-	json_object_put(st);
-
 	/* a capped model: rebuilt, the same request in json-c's spelling */
-	h_chat(daemon_.port, "{ \"model\": \"mock/gpt-test\", \"messages\": "
-	       "[{\"role\":\"user\",\"content\":\"x\"}] }", &r);
-	ck_assert_int_eq(r.status, 200);
-	h_resp_free(&r);
-	st = h_mock_stats(&mock);
-	ck_assert_str_eq(h_get_str(st, "last_request.body"),
+	sent_upstream_as("{ \"model\": \"mock/gpt-test\", \"messages\": "
+			 "[{\"role\":\"user\",\"content\":\"x\"}] }",
 			 "{\"model\":\"gpt-test\",\"messages\":[{\"role\":"
 			 "\"user\",\"content\":\"x\"}],\"max_tokens\":1000}");
-	json_object_put(st);
 
 	/* the rare surrogate pairs json-c would mangle go on as escapes */
 	chat("open/m", "a\\ud876\\udc00b [mock chunks=1]", NULL, &r);
