@@ -55,6 +55,7 @@ static enum reqhead_result request_line(const char *p, size_t n,
 					struct api_error *err)
 {
 	size_t i = 0, t0, t1;
+	const char *q;
 
 	while (i < n && is_tchar((unsigned char)p[i]))
 		i++;
@@ -72,6 +73,11 @@ static enum reqhead_result request_line(const char *p, size_t n,
 		return bad(err, 400, "malformed_request", "Malformed request "
 			   "line: the target must be printable ASCII without "
 			   "spaces");
+	/* libmicrohttpd keeps a record of each query argument too */
+	q = memchr(p + t0, '?', t1 - t0);
+	h->query_args = q ? 1 : 0;
+	for (; q && q < p + t1; q++)
+		h->query_args += *q == '&';
 	i++;
 	if (n - i == 8 && (memcmp(p + i, "HTTP/1.1", 8) == 0 ||
 			   memcmp(p + i, "HTTP/1.0", 8) == 0)) {
@@ -200,6 +206,14 @@ static enum reqhead_result header_line(const char *p, size_t n,
 	return REQHEAD_OK;
 }
 
+static enum reqhead_result too_many_fields(struct api_error *err)
+{
+	apierr_set(err, 431, "invalid_request_error", "headers_too_large",
+		   NULL, "More than %d header fields and query arguments in "
+		   "the request", REQHEAD_MAX_FIELDS);
+	return REQHEAD_BAD;
+}
+
 enum reqhead_result reqhead_parse(const char *buf, size_t len,
 				  size_t max_bytes, uint64_t max_body,
 				  const char *ws_path, struct reqhead *h,
@@ -237,16 +251,15 @@ enum reqhead_result reqhead_parse(const char *buf, size_t len,
 				   "a NUL byte in the request head");
 		if (first) {
 			r = request_line(buf + pos, n, ws_path, h, err);
+			if (r == REQHEAD_OK &&
+			    h->query_args > REQHEAD_MAX_FIELDS)
+				return too_many_fields(err);
 			first = false;
 		} else if (n == 0) {
 			h->head_len = (size_t)(eol - buf) + 1;
 			break;
-		} else if (++fields > REQHEAD_MAX_FIELDS) {
-			apierr_set(err, 431, "invalid_request_error",
-				   "headers_too_large", NULL, "More than %d "
-				   "header fields in the request",
-				   REQHEAD_MAX_FIELDS);
-			return REQHEAD_BAD;
+		} else if (++fields + h->query_args > REQHEAD_MAX_FIELDS) {
+			return too_many_fields(err);
 		} else {
 			r = header_line(buf + pos, n, max_body, h, err);
 		}

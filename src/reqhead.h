@@ -32,23 +32,26 @@ struct reqhead {
 	bool has_length;
 	uint64_t content_length;
 	bool chunked;
+	unsigned query_args;   /* "&"-separated parts of the target's query */
 	struct reqhead_val upgrade, connection, ws_key, ws_version,
 		ws_protocol, origin, authorization;
 };
 
 enum reqhead_result { REQHEAD_MORE, REQHEAD_OK, REQHEAD_BAD };
 
-/* At most this many header fields per request, as Apache's
- * LimitRequestFields default. libmicrohttpd keeps a record of every
- * field in the connection's memory pool, so a bounded count is what lets
- * that pool stay small (see http_front.c) while any head up to
+/* At most this many header fields and query arguments per request, as
+ * Apache's LimitRequestFields default. libmicrohttpd keeps a record of
+ * each in the connection's memory pool, and closes a connection without
+ * a word when they do not fit, so a bounded count is what lets that pool
+ * stay small (see http_front.c) while any head up to
  * server.max_header_bytes still fits in it. */
 #define REQHEAD_MAX_FIELDS 100
 
 /* Parse the first len bytes of a connection. REQHEAD_MORE: the head is
  * incomplete but fine so far; REQHEAD_BAD: err holds the status (400,
  * 413, 431, 505) and the error to send. A head longer than max_bytes or
- * with more than REQHEAD_MAX_FIELDS header fields is 431; a
+ * with more than REQHEAD_MAX_FIELDS header fields and query arguments
+ * together is 431; a
  * Content-Length above max_body is 413. */
 enum reqhead_result reqhead_parse(const char *buf, size_t len,
 				  size_t max_bytes, uint64_t max_body,

@@ -45,8 +45,10 @@
 static struct h_proc mock, daemon_;
 static int children_failed;
 
-/* timeout_s: header and body timeouts, 0 for the suite's short ones */
-static char *config_text(unsigned mport, unsigned max_conn, int timeout_s)
+/* timeout_s: header and body timeouts, 0 for the suite's short ones;
+ * max_head: server.max_header_bytes, 0 for the suite's MAX_HEAD */
+static char *config_text(unsigned mport, unsigned max_conn, int timeout_s,
+			 int max_head)
 {
 	char *s;
 
@@ -75,7 +77,8 @@ static char *config_text(unsigned mport, unsigned max_conn, int timeout_s)
 		"    models:\n"
 		"      gemini-2.5-flash: { timeout: 5 }\n",
 		MAX_BODY, max_conn, timeout_s ? timeout_s : HEAD_TIMEOUT_S,
-		timeout_s ? timeout_s : BODY_TIMEOUT_S, MAX_HEAD,
+		timeout_s ? timeout_s : BODY_TIMEOUT_S,
+		max_head ? max_head : MAX_HEAD,
 		mport, mport) < 0)
 		abort();
 	return s;
@@ -91,7 +94,7 @@ static void setup(void)
 	char *cfg;
 
 	h_mock_start(&mock);
-	cfg = config_text(mock.port, 256, 0);
+	cfg = config_text(mock.port, 256, 0, 0);
 	h_daemon_start(&daemon_, cfg, env_text);
 	free(cfg);
 }
@@ -1167,6 +1170,38 @@ static void fam_oversize(void)
 				c->responses = 2;
 		}
 	}
+	/* query arguments count with the fields: the engine keeps a record
+	 * of each too, and closed the connection without an answer when
+	 * they did not fit its pool. Host is the one field here. */
+	for (int second = 0; second < 2; second++) {
+		for (int na = 99; na <= 100; na++) {
+			buf_reset(&b);
+			if (second)
+				buf_appends(&b, "GET /health HTTP/1.1\r\n"
+					    "Host: x\r\n\r\n");
+			buf_appends(&b, "GET /health");
+			for (int i = 0; i < na; i++)
+				buf_printf(&b, "%ca%d=1", i ? '&' : '?', i);
+			buf_appends(&b, " HTTP/1.1\r\nHost: x\r\n\r\n");
+			c = raw("oversize-head", b.data, b.len,
+				na == 99 ? 200 : 431,
+				na == 99 ? NULL : "headers_too_large",
+				na == 99 ? (second ? "99 query arguments, "
+				"second request: served" : "99 query arguments:"
+				" served") : (second ? "100 query arguments "
+				"and a field on the second request" :
+				"100 query arguments and a field"));
+			if (second)
+				c->responses = 2;
+		}
+	}
+	buf_reset(&b);
+	buf_appends(&b, "GET /health");
+	for (int i = 0; i < 2000; i++)
+		buf_printf(&b, "%ca%d=1", i ? '&' : '?', i);
+	buf_appends(&b, " HTTP/1.1\r\nHost: x\r\n\r\n");
+	raw("oversize-head", b.data, b.len, 431, "headers_too_large",
+	    "2000 query arguments in a 16 KB head");
 	buf_reset(&b);
 	buf_printf(&b, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
 		   "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
@@ -2257,7 +2292,7 @@ START_TEST(too_many_connections)
 	struct h_proc d;
 	/* long timeouts: the pending heads and bodies must still be
 	 * pending when the probes come, however loaded the machine */
-	char *cfg = config_text(mock.port, 4, 60);
+	char *cfg = config_text(mock.port, 4, 60, 0);
 	int fds[4];
 
 	h_daemon_start(&d, cfg, env_text);
@@ -2294,6 +2329,169 @@ START_TEST(too_many_connections)
 	expect_ok_soon(d.port, "WebSockets");
 	ck_assert_int_eq(h_proc_stop(&d), 0);
 	after_check(NULL);
+}
+END_TEST
+
+/* ---- heads at the limit ---- */
+
+/* A chat request whose head is exactly limit bytes, its blank line
+ * included, with as many header fields as fit up to the 100 allowed: its
+ * own, fillers, and one field padded to reach the limit. */
+static void head_at_limit(struct buf *b, size_t limit, const char *body)
+{
+	size_t n_fields = 5, start = b->len, pad;
+
+	buf_printf(b, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+		   AUTH "\r\n" CT_JSON "\r\nConnection: close\r\n"
+		   "Content-Length: %zu\r\n", strlen(body));
+	/* room for "X-Pad: p\r\n" and the blank line */
+	while (n_fields < 99 && b->len - start + 10 + 12 <= limit) {
+		buf_printf(b, "X-%03zu: 1\r\n", n_fields);
+		n_fields++;
+	}
+	pad = limit - (b->len - start) - 2 - 9;
+	buf_appends(b, "X-Pad: ");
+	for (size_t i = 0; i < pad; i++)
+		buf_appends(b, "p");
+	buf_appends(b, "\r\n\r\n");
+	ck_assert_uint_eq(b->len - start, limit);
+	buf_appends(b, body);
+}
+
+/* Everything the daemon sends until it closes (or 10 s pass). */
+static void read_to_close(int fd, struct buf *in)
+{
+	double deadline = h_now_ms() + 10000;
+	char tmp[4096];
+
+	while (h_now_ms() < deadline) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		n = recv(fd, tmp, sizeof(tmp), 0);
+		if (n <= 0)
+			return;
+		buf_append(in, tmp, (size_t)n);
+	}
+	ck_abort_msg("the daemon did not close after Connection: close");
+}
+
+/* The status and body (chunked framing removed) of the last response in
+ * in; -1 when it is cut short. */
+static int last_response(const struct buf *in, struct buf *body)
+{
+	const char *p = in->data, *end = in->data + in->len;
+	int status = -1;
+
+	while (p && p < end) {
+		const char *head_end = strstr(p, "\r\n\r\n");
+		const char *cl, *te;
+
+		if (!head_end)
+			return -1;
+		status = atoi(p + 9);
+		cl = strcasestr(p, "\r\nContent-Length: ");
+		te = strcasestr(p, "\r\nTransfer-Encoding: chunked");
+		buf_reset(body);
+		p = head_end + 4;
+		if (te && te < head_end) {
+			for (;;) {
+				char *line_end;
+				unsigned long n = strtoul(p, &line_end, 16);
+
+				if (strncmp(line_end, "\r\n", 2) ||
+				    line_end + 2 + n + 2 > end)
+					return -1;
+				if (n == 0) {
+					p = line_end + 4;
+					break;
+				}
+				buf_append(body, line_end + 2, n);
+				p = line_end + 2 + n + 2;
+			}
+		} else if (cl && cl < head_end) {
+			size_t n = strtoul(cl + 18, NULL, 10);
+
+			if (p + n > end)
+				return -1;
+			buf_append(body, p, n);
+			p += n;
+		}
+	}
+	return status;
+}
+
+/* One request with a head of exactly limit bytes, after first (NULL:
+ * none) on the same connection: the answer must be whole. */
+static void limit_request(unsigned port, size_t limit, const char *first,
+			  bool stream)
+{
+	static const char chat[] = "{\"model\":\"mock/gpt-test\","
+		"\"messages\":[{\"role\":\"user\",\"content\":"
+		"\"hi [mock chunks=20]\"}]}";
+	static const char streamed[] = "{\"model\":\"mock/gpt-test\","
+		"\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":"
+		"\"hi [mock chunks=20]\"}]}";
+	struct buf req, in, body;
+	int fd = tcp_connect(port), status;
+	const char *what = first ? "after a first request" : "first request";
+
+	buf_init(&req, 0);
+	buf_init(&in, 0);
+	buf_init(&body, 0);
+	if (first)
+		buf_appends(&req, first);
+	head_at_limit(&req, limit, stream ? streamed : chat);
+	send_all(fd, req.data, req.len);
+	read_to_close(fd, &in);
+	close(fd);
+	status = last_response(&in, &body);
+	ck_assert_msg(status == 200, "%zu-byte head, %s, %s: status %d: "
+		      "%.300s", limit, stream ? "stream" : "JSON", what,
+		      status, in.data ? in.data : "");
+	buf_appends(&body, "");
+	for (int i = 0; i < 20; i++) {
+		char tok[16];
+
+		snprintf(tok, sizeof(tok), "tok%d ", i);
+		ck_assert_msg(strstr(body.data, tok), "%zu-byte head, %s, %s: "
+			      "no %s in %.300s", limit, stream ? "stream" :
+			      "JSON", what, tok, body.data);
+	}
+	if (stream)
+		ck_assert_msg(strstr(body.data, "data: [DONE]\n\n"),
+			      "%zu-byte head, %s: the stream did not end: "
+			      "%.300s", limit, what, body.data);
+	buf_free(&req);
+	buf_free(&in);
+	buf_free(&body);
+}
+
+/* libmicrohttpd keeps a request's head, a record of each field and the
+ * response in one pool per connection, sized from server.max_header_bytes
+ * (http_front.c). Every head the listener lets in must fit it with its
+ * answer, streamed or not, on a new connection and on a kept-alive one,
+ * at the smallest, the default and the largest limit the config takes. */
+START_TEST(heads_at_the_limit)
+{
+	static const int limits[] = { 1024, MAX_HEAD, 65536 };
+
+	for (size_t i = 0; i < ARRAY_SIZE_(limits); i++) {
+		struct h_proc d;
+		char *cfg = config_text(mock.port, 16, 0, limits[i]);
+
+		h_daemon_start(&d, cfg, env_text);
+		free(cfg);
+		for (int stream = 0; stream < 2; stream++) {
+			limit_request(d.port, (size_t)limits[i], NULL, stream);
+			limit_request(d.port, (size_t)limits[i],
+				      "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+				      stream);
+		}
+		ck_assert_int_eq(h_proc_stop(&d), 0);
+	}
 }
 END_TEST
 
@@ -2335,6 +2533,7 @@ static Suite *hostile_suite(void)
 	tcase_set_timeout(slow, 60);
 	tcase_add_test(slow, slow_clients);
 	tcase_add_test(slow, too_many_connections);
+	tcase_add_test(slow, heads_at_the_limit);
 	suite_add_tcase(s, slow);
 	return s;
 }

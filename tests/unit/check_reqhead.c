@@ -99,12 +99,15 @@ END_TEST
 
 /* fields are counted, not only bytes: the engine's pool holds a record
  * per field, and it is sized for REQHEAD_MAX_FIELDS of them */
-static char *head_with_fields(int n)
+static char *head_with(int args, int n)
 {
 	struct buf b;
 
 	buf_init(&b, 0);
-	buf_appends(&b, "GET / HTTP/1.1\r\n");
+	buf_appends(&b, "GET /");
+	for (int i = 0; i < args; i++)
+		buf_printf(&b, "%ca%d=1", i ? '&' : '?', i);
+	buf_appends(&b, " HTTP/1.1\r\n");
 	for (int i = 0; i < n; i++)
 		buf_printf(&b, "X%d: v\r\n", i);
 	buf_appends(&b, "\r\n");
@@ -113,15 +116,52 @@ static char *head_with_fields(int n)
 
 START_TEST(field_limit)
 {
-	char *s = head_with_fields(REQHEAD_MAX_FIELDS);
+	char *s = head_with(0, REQHEAD_MAX_FIELDS);
 
 	ck_assert_int_eq(parse(s), REQHEAD_OK);
 	free(s);
-	s = head_with_fields(REQHEAD_MAX_FIELDS + 1);
+	s = head_with(0, REQHEAD_MAX_FIELDS + 1);
 	ck_assert_uint_lt(strlen(s), 1024);
 	bad(s, 431, "headers_too_large");
 	ck_assert_ptr_nonnull(strstr(err.message, "header fields"));
 	free(s);
+}
+END_TEST
+
+/* the engine keeps a record of each query argument as well: they count
+ * with the fields, so many of them get the same clear 431 rather than a
+ * connection closed when its pool runs out */
+START_TEST(query_arguments_count_as_fields)
+{
+	static const struct {
+		int args, fields;
+		bool ok;
+	} c[] = {
+		{ REQHEAD_MAX_FIELDS, 0, true },
+		{ REQHEAD_MAX_FIELDS + 1, 0, false },
+		{ 60, REQHEAD_MAX_FIELDS - 60, true },
+		{ 60, REQHEAD_MAX_FIELDS - 59, false },
+		{ 150, 1, false },
+	};
+
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		char *s = head_with(c[i].args, c[i].fields);
+
+		if (c[i].ok) {
+			ck_assert_int_eq(parse(s), REQHEAD_OK);
+			ck_assert_uint_eq(h.query_args, (unsigned)c[i].args);
+		} else {
+			bad(s, 431, "headers_too_large");
+			ck_assert_ptr_nonnull(strstr(err.message,
+						     "query arguments"));
+		}
+		free(s);
+	}
+	/* a bare "?" or a target without one */
+	ck_assert_int_eq(parse("GET /x? HTTP/1.1\r\n\r\n"), REQHEAD_OK);
+	ck_assert_uint_eq(h.query_args, 1);
+	ck_assert_int_eq(parse("GET /x HTTP/1.1\r\n\r\n"), REQHEAD_OK);
+	ck_assert_uint_eq(h.query_args, 0);
 }
 END_TEST
 
@@ -151,6 +191,7 @@ int main(void)
 	tcase_add_test(tc, malformed_heads);
 	tcase_add_test(tc, size_limit);
 	tcase_add_test(tc, field_limit);
+	tcase_add_test(tc, query_arguments_count_as_fields);
 	tcase_add_test(tc, error_response);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
