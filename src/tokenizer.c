@@ -792,6 +792,85 @@ static int load_one(struct tok_encoding *e, const char *dir, struct buf *errors)
 	return 0;
 }
 
+/*
+ * Match contexts with a JIT stack of their own, shared through a free
+ * list. Without one, PCRE2's JIT takes 32 KiB of the calling thread's
+ * stack for its own, and the page it touches there (40 KB down, far below
+ * anything else a request needs) stays resident for as long as the
+ * thread lives: a thread per connection made that 4 KB per open stream.
+ * A context is held only while one text is being matched, so there are
+ * about as many as there are threads counting at the same moment.
+ */
+#define JIT_STACK_START ((PCRE2_SIZE)32 * 1024)
+#define JIT_STACK_MAX ((PCRE2_SIZE)512 * 1024)
+
+struct jit_slot {
+	pcre2_match_context *mc;
+	pcre2_jit_stack *stack;
+	struct jit_slot *next;
+};
+
+static pthread_mutex_t jit_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct jit_slot *jit_free; /* {jit_lock} */
+
+/* A slot for one text's matching, given back with jit_give(); NULL when
+ * out of memory, and matching then uses the thread's stack as before. */
+static struct jit_slot *jit_take(void)
+{
+	struct jit_slot *j;
+
+	pthread_mutex_lock(&jit_lock);
+	j = jit_free;
+	if (j)
+		jit_free = j->next;
+	pthread_mutex_unlock(&jit_lock);
+	if (j)
+		return j;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->mc = pcre2_match_context_create(NULL);
+	j->stack = pcre2_jit_stack_create(JIT_STACK_START, JIT_STACK_MAX,
+					  NULL);
+	if (!j->mc || !j->stack) {
+		pcre2_match_context_free(j->mc);
+		pcre2_jit_stack_free(j->stack);
+		free(j);
+		return NULL;
+	}
+	pcre2_jit_stack_assign(j->mc, NULL, j->stack);
+	return j;
+}
+
+static void jit_give(struct jit_slot *j)
+{
+	if (!j)
+		return;
+	pthread_mutex_lock(&jit_lock);
+	j->next = jit_free;
+	jit_free = j;
+	pthread_mutex_unlock(&jit_lock);
+}
+
+static pcre2_match_context *jit_context(const struct jit_slot *j)
+{
+	return j ? j->mc : NULL;
+}
+
+static void jit_free_all(void)
+{
+	pthread_mutex_lock(&jit_lock);
+	while (jit_free) {
+		struct jit_slot *j = jit_free;
+
+		jit_free = j->next;
+		pcre2_match_context_free(j->mc);
+		pcre2_jit_stack_free(j->stack);
+		free(j);
+	}
+	pthread_mutex_unlock(&jit_lock);
+}
+
 /* Where the encodings that were not needed yet are loaded from. */
 static pthread_mutex_t lazy_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *lazy_dir; /* {lazy_lock} */
@@ -842,6 +921,7 @@ void tok_unload(void)
 		encodings[i].lazy_failed = false;
 	}
 	pthread_mutex_unlock(&lazy_lock);
+	jit_free_all();
 }
 
 const struct tok_encoding *tok_encoding(const char *name)
@@ -1087,10 +1167,12 @@ static size_t count_span(const struct tok_encoding *e, pcre2_match_data *md,
 			 struct sink *out)
 {
 	PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+	struct jit_slot *jit = jit_take();
 	size_t total = 0;
 
 	while (off < len) {
-		int rc = pcre2_match(e->re, text, len, off, 0, md, NULL);
+		int rc = pcre2_match(e->re, text, len, off, 0, md,
+				     jit_context(jit));
 		size_t s, en;
 
 		if (rc < 0) {
@@ -1109,6 +1191,7 @@ static size_t count_span(const struct tok_encoding *e, pcre2_match_data *md,
 		total += count_piece(e, text + s, en - s, out);
 		off = en;
 	}
+	jit_give(jit);
 	return total;
 }
 
@@ -1182,10 +1265,11 @@ static void stream_scan(struct tok_stream *st)
 	const unsigned char *t = (const unsigned char *)st->tail;
 	size_t end = complete_utf8(t, st->len), off = 0;
 	PCRE2_SIZE *ov = pcre2_get_ovector_pointer(st->md);
+	struct jit_slot *jit = off < end ? jit_take() : NULL;
 
 	while (off < end) {
 		int rc = pcre2_match(e->re, t, end, off, PCRE2_PARTIAL_HARD,
-				     st->md, NULL);
+				     st->md, jit_context(jit));
 		size_t s, en;
 
 		if (rc == PCRE2_ERROR_PARTIAL)
@@ -1204,6 +1288,7 @@ static void stream_scan(struct tok_stream *st)
 		st->count += count_piece(e, t + s, en - s, NULL);
 		off = en;
 	}
+	jit_give(jit);
 	if (off) {
 		memmove(st->tail, st->tail + off, st->len - off);
 		st->len -= off;

@@ -13,7 +13,8 @@
  * Threads: tok_load() is called once at startup, before other threads use
  * the tokenizer. After that the encodings are immutable and shared; every
  * function below is safe to call from any thread (match data and merge
- * scratch are per call or per stream). tok_unload() frees them at exit.
+ * scratch are per call or per stream; the JIT's stacks are lent out one
+ * per text being matched). tok_unload() frees them at exit.
  */
 #ifndef LB_TOKENIZER_H
 #define LB_TOKENIZER_H

@@ -8,6 +8,7 @@
  * build tree's src/tokdata). */
 #include <check.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +150,50 @@ START_TEST(counts_match_reference)
 				      encs[k], i, text, tok_count(e, text, len),
 				      case_count(i, encs[k]));
 		}
+	}
+}
+END_TEST
+
+/* Counting shares the JIT stacks of the module among the threads that
+ * count at the same moment: many threads counting every case, whole and
+ * streamed, must each get the reference counts. */
+#define COUNT_THREADS 8
+
+static void *count_all_cases(void *arg)
+{
+	const struct tok_encoding *e = tok_encoding("o200k_base");
+	size_t n = json_object_array_length(cases), *wrong = arg;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t len, off = 0, want = case_count(i, "o200k_base");
+		const char *text = case_text(i, &len);
+		struct tok_stream st;
+
+		if (tok_count(e, text, len) != want)
+			(*wrong)++;
+		tok_stream_init(&st, e);
+		for (; off < len; off += 7)
+			tok_stream_feed(&st, text + off,
+					len - off < 7 ? len - off : 7);
+		if (tok_stream_finish(&st) != want)
+			(*wrong)++;
+		tok_stream_free(&st);
+	}
+	return NULL;
+}
+
+START_TEST(counts_from_many_threads)
+{
+	pthread_t t[COUNT_THREADS];
+	size_t wrong[COUNT_THREADS] = { 0 };
+
+	for (int i = 0; i < COUNT_THREADS; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, count_all_cases,
+						&wrong[i]), 0);
+	for (int i = 0; i < COUNT_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_msg(wrong[i] == 0, "thread %d: %zu wrong counts", i,
+			      wrong[i]);
 	}
 }
 END_TEST
@@ -832,6 +877,7 @@ static Suite *tokenizer_suite(void)
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, counts_match_reference);
 	tcase_add_test(tc, ids_match_reference);
+	tcase_add_test(tc, counts_from_many_threads);
 	suite_add_tcase(s, tc);
 
 	tcase_add_unchecked_fixture(ts, setup, teardown);
