@@ -36,11 +36,13 @@
 #include "util.h"
 
 #define THREAD_STACK_SIZE ((size_t)256 * 1024)
-/* one SSE event per reader call, and events are small (a few hundred
- * bytes; 2 KiB holds nearly all): larger ones are handed over in pieces.
- * The block is allocated per stream: 16 KiB cost each stream 12 KiB for
- * nothing, 4 KiB still 2 KiB more than this */
-#define STREAM_BLOCK_SIZE ((size_t)2 * 1024)
+/* The block libmicrohttpd allocates with each streamed response. Over
+ * HTTP/1.1 it goes unused: chunks are written from the connection's own
+ * buffer, so the block only costs memory. Over HTTP/1.0 the stream is
+ * read into it, one SSE event per reader call: events are small (a few
+ * hundred bytes; 2 KiB holds nearly all), larger ones go in pieces. */
+#define STREAM_BLOCK_HTTP10 ((size_t)2 * 1024)
+#define STREAM_BLOCK_CHUNKED ((size_t)64)
 #define STREAM_WAIT_MS 500
 #define IDLE_TIMEOUT_S 120
 
@@ -84,6 +86,7 @@ struct http_req {
 	struct buf out;            /* SSE frames not yet handed to MHD */
 	bool ended;
 	bool client_gone;
+	bool http10;               /* no chunked encoding for the stream */
 };
 
 /* ---- helpers ---- */
@@ -417,7 +420,8 @@ static enum MHD_Result serve_chat(struct MHD_Connection *conn,
 	}
 	}
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
-						 STREAM_BLOCK_SIZE,
+						 h->http10 ? STREAM_BLOCK_HTTP10 :
+						 STREAM_BLOCK_CHUNKED,
 						 stream_reader, h, NULL);
 	if (!resp)
 		return MHD_NO;
@@ -687,6 +691,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		request_id(conn, h->request_id, sizeof(h->request_id));
 		client_address(conn, h->client_addr, sizeof(h->client_addr));
 		h->origin = allowed_origin(h->cfg, conn);
+		h->http10 = strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
 		h->t_begin = now_ms();
 		*con_cls = h;
 		atomic_fetch_add(&f->inflight, 1);

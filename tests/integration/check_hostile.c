@@ -2491,6 +2491,88 @@ static void limit_request(unsigned port, size_t limit, const char *first,
 	buf_free(&body);
 }
 
+/* A streamed chat request over HTTP/1.1 or 1.0, read until the daemon
+ * closes: the whole response in in. */
+static void stream_raw(unsigned port, const char *version, struct buf *in)
+{
+	static const char body[] = "{\"model\":\"mock/gpt-test\","
+		"\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":"
+		"\"hi [mock chunks=20]\"}]}";
+	struct buf req;
+	int fd = tcp_connect(port);
+
+	buf_init(&req, 0);
+	buf_printf(&req, "POST /v1/chat/completions %s\r\nHost: x\r\n" AUTH
+		   "\r\n" CT_JSON "\r\nConnection: close\r\n"
+		   "Content-Length: %zu\r\n\r\n%s", version, sizeof(body) - 1,
+		   body);
+	send_all(fd, req.data, req.len);
+	read_to_close(fd, in);
+	close(fd);
+	buf_free(&req);
+	buf_appends(in, "");
+}
+
+/* Each SSE event goes out as one HTTP chunk of its own over HTTP/1.1,
+ * neither split nor joined with the next (libmicrohttpd writes it from
+ * its connection buffer, whatever block size the response was made
+ * with); HTTP/1.0 gets the same events unframed, until the close. */
+START_TEST(stream_framing)
+{
+	struct buf in, body;
+	const char *p;
+	int events = 0;
+
+	buf_init(&in, 0);
+	buf_init(&body, 0);
+	stream_raw(daemon_.port, "HTTP/1.1", &in);
+	ck_assert_msg(strncmp(in.data, "HTTP/1.1 200", 12) == 0 &&
+		      strcasestr(in.data, "\r\nTransfer-Encoding: chunked\r\n"),
+		      "%.300s", in.data);
+	p = strstr(in.data, "\r\n\r\n") + 4;
+	for (;;) {
+		char *end;
+		unsigned long n = strtoul(p, &end, 16);
+
+		ck_assert_msg(!strncmp(end, "\r\n", 2), "bad chunk: %.100s", p);
+		if (n == 0)
+			break;
+		ck_assert_msg(!strncmp(end + 2, "data: ", 6) &&
+			      !strncmp(end + 2 + n - 2, "\n\n", 2) &&
+			      !memmem(end + 2, n - 2, "\n\n", 2),
+			      "chunk %d is not one event: %.*s", events,
+			      (int)n, end + 2);
+		buf_append(&body, end + 2, n);
+		events++;
+		p = end + 2 + n + 2;
+	}
+	buf_appends(&body, "");
+	ck_assert_int_ge(events, 21);
+	ck_assert_ptr_nonnull(strstr(body.data, "tok19 "));
+	ck_assert_ptr_nonnull(strstr(body.data, "data: [DONE]\n\n"));
+
+	buf_reset(&in);
+	stream_raw(daemon_.port, "HTTP/1.0", &in);
+	ck_assert_msg(strncmp(in.data, "HTTP/1.", 7) == 0 &&
+		      strncmp(in.data + 8, " 200", 4) == 0 &&
+		      !strcasestr(in.data, "Transfer-Encoding"),
+		      "%.300s", in.data);
+	p = strstr(in.data, "\r\n\r\n") + 4;
+	for (int i = 0; i < 20; i++) {
+		char tok[16];
+
+		snprintf(tok, sizeof(tok), "tok%d ", i);
+		ck_assert_msg(strstr(p, tok), "HTTP/1.0: no %s in %.300s", tok,
+			      p);
+	}
+	ck_assert_msg(strlen(p) > 14 &&
+		      !strcmp(p + strlen(p) - 14, "data: [DONE]\n\n"),
+		      "HTTP/1.0: the stream did not end: %.300s", p);
+	buf_free(&in);
+	buf_free(&body);
+}
+END_TEST
+
 /* libmicrohttpd keeps a request's head, a record of each field and the
  * response in one pool per connection, sized from server.max_header_bytes
  * (http_front.c). Every head the listener lets in must fit it with its
@@ -2556,6 +2638,7 @@ static Suite *hostile_suite(void)
 	tcase_add_test(slow, slow_clients);
 	tcase_add_test(slow, too_many_connections);
 	tcase_add_test(slow, heads_at_the_limit);
+	tcase_add_test(slow, stream_framing);
 	suite_add_tcase(s, slow);
 	return s;
 }
