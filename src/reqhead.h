@@ -51,8 +51,7 @@ enum reqhead_result { REQHEAD_MORE, REQHEAD_OK, REQHEAD_BAD };
  * incomplete but fine so far; REQHEAD_BAD: err holds the status (400,
  * 413, 431, 505) and the error to send. A head longer than max_bytes or
  * with more than REQHEAD_MAX_FIELDS header fields and query arguments
- * together is 431; a
- * Content-Length above max_body is 413. */
+ * together is 431; a Content-Length above max_body is 413. */
 enum reqhead_result reqhead_parse(const char *buf, size_t len,
 				  size_t max_bytes, uint64_t max_body,
 				  const char *ws_path, struct reqhead *h,
