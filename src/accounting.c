@@ -258,13 +258,13 @@ void acct_response(struct acct *a, json_object *resp)
 }
 
 /* feed_str() and the rest again, reading text instead of objects; what
- * json-c would skip (a member of the wrong type) is skipped the same. */
-static void feed_str_text(struct acct *a, struct jspan o, const char *name)
+ * json-c would skip (a member of the wrong type, or none) is skipped the
+ * same. Each object's members are found in one pass. */
+static void feed_str_text(struct acct *a, struct jspan v)
 {
-	struct jspan v;
 	struct buf b;
 
-	if (!jspan_get(o, name, &v) || !jspan_is_string(v))
+	if (!jspan_is_string(v))
 		return;
 	if (jspan_string_plain(v)) {
 		tok_stream_feed(&a->completion, v.p + 1, v.n - 2);
@@ -278,18 +278,23 @@ static void feed_str_text(struct acct *a, struct jspan o, const char *name)
 
 static void feed_message_text(struct acct *a, struct jspan m)
 {
-	struct jspan calls, call, fn;
+	static const char *const message_keys[] = { "content",
+		"reasoning_content", "tool_calls" };
+	static const char *const function_keys[] = { "name", "arguments" };
+	struct jspan v[3], call, fn, f[2];
 	struct jspan_iter it;
 
-	feed_str_text(a, m, "content");
-	feed_str_text(a, m, "reasoning_content");
-	if (!jspan_get(m, "tool_calls", &calls) || !jspan_is_array(calls))
+	jspan_get_members(m, message_keys, v, 3);
+	feed_str_text(a, v[0]);
+	feed_str_text(a, v[1]);
+	if (!jspan_is_array(v[2]))
 		return;
-	jspan_iter_init(&it, calls);
+	jspan_iter_init(&it, v[2]);
 	while (jspan_next_elem(&it, &call))
 		if (jspan_get(call, "function", &fn)) {
-			feed_str_text(a, fn, "name");
-			feed_str_text(a, fn, "arguments");
+			jspan_get_members(fn, function_keys, f, 2);
+			feed_str_text(a, f[0]);
+			feed_str_text(a, f[1]);
 		}
 }
 

@@ -415,6 +415,24 @@ bool jspan_get(struct jspan obj, const char *key, struct jspan *val)
 	return found;
 }
 
+void jspan_get_members(struct jspan obj, const char *const *keys,
+		       struct jspan *vals, size_t n)
+{
+	struct jspan_iter it;
+	struct jspan k, v;
+
+	memset(vals, 0, n * sizeof(*vals));
+	if (!jspan_is_object(obj))
+		return;
+	jspan_iter_init(&it, obj);
+	while (jspan_next_member(&it, &k, &v, NULL))
+		for (size_t i = 0; i < n; i++)
+			if (jspan_eq(k, keys[i])) {
+				vals[i] = v;
+				break;
+			}
+}
+
 bool jspan_int64(struct jspan v, int64_t *out)
 {
 	const char *p = v.p, *end = v.p + v.n;

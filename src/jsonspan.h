@@ -109,6 +109,12 @@ size_t jspan_cut_member(char *text, size_t len, struct jspan member);
  * last one wins, as in json-c. false when absent or obj is no object. */
 bool jspan_get(struct jspan obj, const char *key, struct jspan *val);
 
+/* jspan_get() for n keys in one pass over obj: vals[i] is the value of
+ * keys[i], the last one when it repeats, or { NULL, 0 } when absent (or
+ * obj is no object). */
+void jspan_get_members(struct jspan obj, const char *const *keys,
+		       struct jspan *vals, size_t n);
+
 /* An integer value (no fraction, no exponent) into *out; false for any
  * other value. */
 bool jspan_int64(struct jspan v, int64_t *out);

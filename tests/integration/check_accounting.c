@@ -486,8 +486,9 @@ START_TEST(local_counts_without_upstream_usage)
 }
 END_TEST
 
-/* prompt_tokens recorded for (key name, model) so far, 0 when none */
-static long prompt_recorded(const char *name, const char *model)
+/* field ("prompt_tokens", ...) recorded for (key name, model) so far, 0
+ * when none */
+static long recorded(const char *name, const char *model, const char *field)
 {
 	struct h_resp r;
 	json_object *u, *row;
@@ -496,10 +497,15 @@ static long prompt_recorded(const char *name, const char *model)
 	get_as(ADMIN_KEY, "/v1/usage?group_by=key,model", &r);
 	u = h_json(&r);
 	row = usage_row(u, name, model);
-	n = row ? row_int(row, "prompt_tokens") : 0;
+	n = row ? row_int(row, field) : 0;
 	json_object_put(u);
 	h_resp_free(&r);
 	return n;
+}
+
+static long prompt_recorded(const char *name, const char *model)
+{
+	return recorded(name, model, "prompt_tokens");
 }
 
 /* A request sent on as its text (src/request.h: a model without
@@ -533,6 +539,30 @@ START_TEST(text_path_prompt_counted_like_json)
 		h_resp_free(&r);
 		ck_assert_int_eq(prompt_recorded("admin", "m2") - before,
 				 p_json);
+	}
+}
+END_TEST
+
+/* Without the provider's usage, the local count of an answer covers all
+ * it generated: reasoning, and each tool call's name and arguments, not
+ * only its content, read from the text of every chunk (or of the whole
+ * answer) as the json-c way reads them. */
+START_TEST(local_counts_cover_reasoning_and_tools)
+{
+	static const char *const extra[] = { NULL, "\"stream\":true" };
+	int64_t want = o200k("think get_weather{\"city\":\"Paris\"}");
+
+	for (size_t i = 0; i < 2; i++) {
+		long before = recorded("admin", "m2", "completion_tokens");
+		struct h_resp r;
+
+		chat_as(ADMIN_KEY, "mock/m2", "x [mock reasoning tools usage=0]",
+			extra[i], &r);
+		ck_assert_int_eq(r.status, 200);
+		ck_assert_ptr_nonnull(strstr(r.body.data, "get_weather"));
+		h_resp_free(&r);
+		ck_assert_int_eq(recorded("admin", "m2", "completion_tokens") -
+				 before, want);
 	}
 }
 END_TEST
@@ -638,6 +668,7 @@ int main(void)
 	tcase_add_test(tu, usage_survives_restart);
 	tcase_add_test(tu, local_counts_without_upstream_usage);
 	tcase_add_test(tu, text_path_prompt_counted_like_json);
+	tcase_add_test(tu, local_counts_cover_reasoning_and_tools);
 	tcase_add_test(tu, answer_counted_when_needed);
 	suite_add_tcase(s, tu);
 	tcase_add_checked_fixture(tm, setup, teardown);

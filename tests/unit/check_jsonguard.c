@@ -214,6 +214,30 @@ START_TEST(span_read)
 }
 END_TEST
 
+/* several members in one pass: what jspan_get() finds for each key */
+START_TEST(span_read_members)
+{
+	static const char *const keys[] = { "a", "x", "n", "s" };
+	const char *s = "{\"a\":1,\"n\":{\"a\":2},\"s\":\"t\",\"a\":[3]}";
+	struct jspan obj = jspan_trim(s, strlen(s)), v[4], one;
+
+	ck_assert(jspan_check(s, strlen(s), 8));
+	jspan_get_members(obj, keys, v, 4);
+	for (size_t i = 0; i < 4; i++) {
+		if (!jspan_get(obj, keys[i], &one)) {
+			ck_assert_ptr_null(v[i].p);
+			ck_assert_uint_eq(v[i].n, 0);
+			continue;
+		}
+		ck_assert_msg(v[i].p == one.p && v[i].n == one.n,
+			      "key %s differs", keys[i]);
+	}
+	ck_assert(v[0].n == 3 && memcmp(v[0].p, "[3]", 3) == 0);
+	jspan_get_members((struct jspan){ "[1]", 3 }, keys, v, 4);
+	ck_assert_ptr_null(v[0].p);
+}
+END_TEST
+
 START_TEST(span_check_object)
 {
 	const char *s = " {\"a\":[1,{\"b\":2}], \"c\" : \"x\"} ";
@@ -354,6 +378,7 @@ int main(void)
 	tc = tcase_create("jsonspan");
 	tcase_add_test(tc, span_check);
 	tcase_add_test(tc, span_read);
+	tcase_add_test(tc, span_read_members);
 	tcase_add_test(tc, span_check_object);
 	tcase_add_test(tc, span_cut);
 	tcase_add_test(tc, unmangle_pairs);
