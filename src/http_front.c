@@ -817,29 +817,6 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 	log_warn("http", "%s", msg);
 }
 
-/*
- * libmicrohttpd's per-connection memory pool. It must hold the largest
- * head we accept, the engine's record of each of its fields (at most
- * REQHEAD_MAX_FIELDS, about 56 bytes each) and the response head, or the
- * engine answers a request with an HTML 431 of its own. It should hold
- * no more: after every request the engine zeroes the whole pool, and
- * before that the unused half of its read buffer, so the pool's size is
- * CPU per request and memory per connection. Twice the head limit cost a
- * request 48 KiB of zeroing (30% of its user-space instructions) and a
- * stream about 5 KB more than this. Never below 16 KiB, so that a small
- * head limit still leaves the response a write buffer of a useful size.
- */
-#define MHD_FIELD_RECORD 64
-#define MHD_RESPONSE_ROOM 2048
-
-static size_t mhd_pool_size(size_t max_header_bytes)
-{
-	size_t n = max_header_bytes + MHD_RESPONSE_ROOM +
-		   (size_t)REQHEAD_MAX_FIELDS * MHD_FIELD_RECORD;
-
-	return n < (size_t)16 * 1024 ? (size_t)16 * 1024 : n;
-}
-
 struct http_front *http_front_start(const struct config *cfg)
 {
 	struct http_front *f = xcalloc(1, sizeof(*f));
@@ -857,7 +834,7 @@ struct http_front *http_front_start(const struct config *cfg)
 		MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned)cfg->server.max_connections + 64,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		mhd_pool_size(cfg->server.max_header_bytes),
+		reqhead_pool_size(cfg->server.max_header_bytes),
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, f,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
 		MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_SIZE,

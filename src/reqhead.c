@@ -200,10 +200,41 @@ static enum reqhead_result header_line(const char *p, size_t n,
 		h->ws_protocol = val;
 	} else if (name_is(p, i, "Origin")) {
 		h->origin = val;
+	} else if (name_is(p, i, "Cookie")) {
+		h->cookie_bytes += vn;
+		h->cookies++;
+		for (size_t k = 0; k < vn; k++)
+			h->cookies += v[k] == ';' || v[k] == ',';
 	} else if (name_is(p, i, "Authorization")) {
 		h->authorization = val;
 	}
 	return REQHEAD_OK;
+}
+
+/*
+ * What libmicrohttpd keeps in a connection's pool for a request: the
+ * head, as read; a record of about 56 bytes for each header field, query
+ * argument and cookie; a copy of the Cookie header, which it splits in
+ * place; and the response head. The pool holds a head of the limit with
+ * 100 fields, and a Cookie header about as large as the head besides.
+ */
+#define POOL_RECORD 64
+#define POOL_RESPONSE_ROOM 2048
+
+size_t reqhead_pool_size(size_t max_bytes)
+{
+	size_t n = 2 * max_bytes;
+
+	return n < (size_t)16 * 1024 ? (size_t)16 * 1024 : n;
+}
+
+static bool fits_pool(const struct reqhead *h, size_t max_bytes,
+		      unsigned fields)
+{
+	size_t records = (size_t)fields + h->query_args + h->cookies;
+
+	return h->head_len + h->cookie_bytes + 1 + POOL_RESPONSE_ROOM +
+	       records * POOL_RECORD <= reqhead_pool_size(max_bytes);
 }
 
 static enum reqhead_result too_many_fields(struct api_error *err)
@@ -257,6 +288,12 @@ enum reqhead_result reqhead_parse(const char *buf, size_t len,
 			first = false;
 		} else if (n == 0) {
 			h->head_len = (size_t)(eol - buf) + 1;
+			if (!fits_pool(h, max_bytes, (unsigned)fields))
+				return bad(err, 431, "headers_too_large",
+					   "The request head is too large "
+					   "with its Cookie header, which "
+					   "counts twice: raise "
+					   "server.max_header_bytes");
 			break;
 		} else if (++fields + h->query_args > REQHEAD_MAX_FIELDS) {
 			return too_many_fields(err);

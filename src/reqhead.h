@@ -33,6 +33,8 @@ struct reqhead {
 	uint64_t content_length;
 	bool chunked;
 	unsigned query_args;   /* "&"-separated parts of the target's query */
+	size_t cookie_bytes;   /* values of Cookie fields */
+	unsigned cookies;      /* their ","- and ";"-separated parts */
 	struct reqhead_val upgrade, connection, ws_key, ws_version,
 		ws_protocol, origin, authorization;
 };
@@ -47,11 +49,17 @@ enum reqhead_result { REQHEAD_MORE, REQHEAD_OK, REQHEAD_BAD };
  * server.max_header_bytes still fits in it. */
 #define REQHEAD_MAX_FIELDS 100
 
+/* The size of libmicrohttpd's per-connection memory pool for heads of up
+ * to max_bytes (server.max_header_bytes). reqhead_parse() refuses with a
+ * 431 of ours any head that would not fit it. */
+size_t reqhead_pool_size(size_t max_bytes);
+
 /* Parse the first len bytes of a connection. REQHEAD_MORE: the head is
  * incomplete but fine so far; REQHEAD_BAD: err holds the status (400,
  * 413, 431, 505) and the error to send. A head longer than max_bytes or
  * with more than REQHEAD_MAX_FIELDS header fields and query arguments
- * together is 431; a Content-Length above max_body is 413. */
+ * together is 431, as is one that would not fit libmicrohttpd's pool
+ * with its Cookie header copied; a Content-Length above max_body is 413. */
 enum reqhead_result reqhead_parse(const char *buf, size_t len,
 				  size_t max_bytes, uint64_t max_body,
 				  const char *ws_path, struct reqhead *h,
