@@ -398,23 +398,6 @@ size_t jspan_cut_member(char *text, size_t len, struct jspan member)
 	return len;
 }
 
-bool jspan_get(struct jspan obj, const char *key, struct jspan *val)
-{
-	struct jspan_iter it;
-	struct jspan k, v;
-	bool found = false;
-
-	if (!jspan_is_object(obj))
-		return false;
-	jspan_iter_init(&it, obj);
-	while (jspan_next_member(&it, &k, &v, NULL))
-		if (jspan_eq(k, key)) {
-			*val = v;
-			found = true;
-		}
-	return found;
-}
-
 void jspan_get_members(struct jspan obj, const char *const *keys,
 		       struct jspan *vals, size_t n)
 {
@@ -431,6 +414,12 @@ void jspan_get_members(struct jspan obj, const char *const *keys,
 				vals[i] = v;
 				break;
 			}
+}
+
+bool jspan_get(struct jspan obj, const char *key, struct jspan *val)
+{
+	jspan_get_members(obj, &key, val, 1);
+	return val->p != NULL;
 }
 
 bool jspan_int64(struct jspan v, int64_t *out)

@@ -106,7 +106,8 @@ bool jspan_next_elem(struct jspan_iter *it, struct jspan *val);
 size_t jspan_cut_member(char *text, size_t len, struct jspan member);
 
 /* The value of obj's member key into *val. When the key repeats, the
- * last one wins, as in json-c. false when absent or obj is no object. */
+ * last one wins, as in json-c. false, with *val { NULL, 0 }, when absent
+ * or obj is no object. */
 bool jspan_get(struct jspan obj, const char *key, struct jspan *val);
 
 /* jspan_get() for n keys in one pass over obj: vals[i] is the value of
