@@ -611,18 +611,11 @@ static enum MHD_Result begin_request(struct MHD_Connection *conn,
 		MHD_get_connection_values(conn, MHD_HEADER_KIND |
 					  MHD_GET_ARGUMENT_KIND, add_len, &hs);
 		if (hs.bytes > h->cfg->server.max_header_bytes) {
-			apierr_set(&err, 431, "invalid_request_error",
-				   "headers_too_large", NULL, "The request line "
-				   "and headers are larger than "
-				   "server.max_header_bytes");
+			reqhead_error_too_large(&err);
 			return send_error(conn, h, &err);
 		}
 		if (hs.fields > REQHEAD_MAX_FIELDS) {
-			apierr_set(&err, 431, "invalid_request_error",
-				   "headers_too_large", NULL, "More than %d "
-				   "header fields and query arguments in the "
-				   "request",
-				   REQHEAD_MAX_FIELDS);
+			reqhead_error_too_many_fields(&err);
 			return send_error(conn, h, &err);
 		}
 	}

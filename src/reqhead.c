@@ -237,11 +237,22 @@ static bool fits_pool(const struct reqhead *h, size_t max_bytes,
 	       records * POOL_RECORD <= reqhead_pool_size(max_bytes);
 }
 
-static enum reqhead_result too_many_fields(struct api_error *err)
+void reqhead_error_too_large(struct api_error *err)
+{
+	bad(err, 431, "headers_too_large", "The request line and headers are "
+	    "larger than server.max_header_bytes");
+}
+
+void reqhead_error_too_many_fields(struct api_error *err)
 {
 	apierr_set(err, 431, "invalid_request_error", "headers_too_large",
 		   NULL, "More than %d header fields and query arguments in "
 		   "the request", REQHEAD_MAX_FIELDS);
+}
+
+static enum reqhead_result too_many_fields(struct api_error *err)
+{
+	reqhead_error_too_many_fields(err);
 	return REQHEAD_BAD;
 }
 
@@ -268,10 +279,10 @@ enum reqhead_result reqhead_parse(const char *buf, size_t len,
 				return bad(err, 400, "malformed_request",
 					   "Malformed request line: expected "
 					   "METHOD /path HTTP/1.1");
-			if (len >= max_bytes)
-				return bad(err, 431, "headers_too_large",
-					   "The request line and headers are "
-					   "larger than server.max_header_bytes");
+			if (len >= max_bytes) {
+				reqhead_error_too_large(err);
+				return REQHEAD_BAD;
+			}
 			return REQHEAD_MORE;
 		}
 		n = (size_t)(eol - (buf + pos));

@@ -54,6 +54,12 @@ enum reqhead_result { REQHEAD_MORE, REQHEAD_OK, REQHEAD_BAD };
  * 431 of ours any head that would not fit it. */
 size_t reqhead_pool_size(size_t max_bytes);
 
+/* The 431s reqhead_parse() answers a head too large and one with too
+ * many fields and query arguments; for the same checks of a later
+ * request on a kept-alive connection, made on the engine's parse. */
+void reqhead_error_too_large(struct api_error *err);
+void reqhead_error_too_many_fields(struct api_error *err);
+
 /* Parse the first len bytes of a connection. REQHEAD_MORE: the head is
  * incomplete but fine so far; REQHEAD_BAD: err holds the status (400,
  * 413, 431, 505) and the error to send. A head longer than max_bytes or
