@@ -247,6 +247,25 @@ static struct hcase *raw(const char *family, const char *bytes, size_t len,
 	return c;
 }
 
+/* A raw case twice: as a connection's first request, and as the one
+ * after a GET /health on a kept-alive connection. */
+static void raw_both(const char *family, const struct buf *head, int status,
+		     const char *code, const char *name)
+{
+	struct buf b;
+	struct hcase *c;
+	char second[112];
+
+	raw(family, head->data, head->len, status, code, name);
+	buf_init(&b, 0);
+	buf_appends(&b, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+	buf_append(&b, head->data, head->len);
+	snprintf(second, sizeof(second), "%s, second request", name);
+	c = raw(family, b.data, b.len, status, code, second);
+	c->responses = 2;
+	buf_free(&b);
+}
+
 static void raw_s(const char *family, const char *bytes, int status,
 		  const char *code, const char *name)
 {
@@ -1147,69 +1166,39 @@ static void fam_oversize(void)
 	/* field counts: 100 fields filling the whole 16 KiB head limit must
 	 * fit the engine's pool on a kept-alive connection; 101 get our 431
 	 * on both the first request and a later one */
-	for (int second = 0; second < 2; second++) {
-		for (int nf = 100; nf <= 101; nf++) {
-			buf_reset(&b);
-			if (second)
-				buf_appends(&b, "GET /health HTTP/1.1\r\n"
-					    "Host: x\r\n\r\n");
-			buf_printf(&b, "GET /health HTTP/1.1\r\nHost: x\r\n"
-				   "X-Pad: %.15000s\r\n", pad);
-			for (int i = 2; i < nf; i++)
-				buf_printf(&b, "X-%03d: 1\r\n", i);
-			buf_appends(&b, "\r\n");
-			c = raw("oversize-head", b.data, b.len,
-				nf == 100 ? 200 : 431,
-				nf == 100 ? NULL : "headers_too_large",
-				nf == 100 ? (second ?
-				"16 KB head of 100 fields, second request: "
-				"served" : "16 KB head of 100 fields: served") :
-				(second ? "101 header fields on the second "
-				"request" : "101 header fields"));
-			if (second)
-				c->responses = 2;
-		}
+	for (int nf = 100; nf <= 101; nf++) {
+		buf_reset(&b);
+		buf_printf(&b, "GET /health HTTP/1.1\r\nHost: x\r\n"
+			   "X-Pad: %.15000s\r\n", pad);
+		for (int i = 2; i < nf; i++)
+			buf_printf(&b, "X-%03d: 1\r\n", i);
+		buf_appends(&b, "\r\n");
+		raw_both("oversize-head", &b, nf == 100 ? 200 : 431,
+			 nf == 100 ? NULL : "headers_too_large", nf == 100 ?
+			 "16 KB head of 100 fields: served" :
+			 "101 header fields");
 	}
 	/* query arguments count with the fields: the engine keeps a record
 	 * of each too, and closed the connection without an answer when
 	 * they did not fit its pool. Host is the one field here. */
-	for (int second = 0; second < 2; second++) {
-		for (int na = 99; na <= 100; na++) {
-			buf_reset(&b);
-			if (second)
-				buf_appends(&b, "GET /health HTTP/1.1\r\n"
-					    "Host: x\r\n\r\n");
-			buf_appends(&b, "GET /health");
-			for (int i = 0; i < na; i++)
-				buf_printf(&b, "%ca%d=1", i ? '&' : '?', i);
-			buf_appends(&b, " HTTP/1.1\r\nHost: x\r\n\r\n");
-			c = raw("oversize-head", b.data, b.len,
-				na == 99 ? 200 : 431,
-				na == 99 ? NULL : "headers_too_large",
-				na == 99 ? (second ? "99 query arguments, "
-				"second request: served" : "99 query arguments:"
-				" served") : (second ? "100 query arguments "
-				"and a field on the second request" :
-				"100 query arguments and a field"));
-			if (second)
-				c->responses = 2;
-		}
+	for (int na = 99; na <= 100; na++) {
+		buf_reset(&b);
+		buf_appends(&b, "GET /health");
+		for (int i = 0; i < na; i++)
+			buf_printf(&b, "%ca%d=1", i ? '&' : '?', i);
+		buf_appends(&b, " HTTP/1.1\r\nHost: x\r\n\r\n");
+		raw_both("oversize-head", &b, na == 99 ? 200 : 431,
+			 na == 99 ? NULL : "headers_too_large", na == 99 ?
+			 "99 query arguments: served" :
+			 "100 query arguments and a field");
 	}
 	/* libmicrohttpd copies the Cookie header besides the head: a large
 	 * one that fits is served; one that would not gets our 431 on a
 	 * connection's first request, not the engine's HTML one */
-	for (int second = 0; second < 2; second++) {
-		buf_reset(&b);
-		if (second)
-			buf_appends(&b, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
-		buf_printf(&b, "GET /health HTTP/1.1\r\nHost: x\r\nCookie: a=1; "
-			   "b=%.8000s\r\n\r\n", pad);
-		c = raw("oversize-head", b.data, b.len, 200, NULL, second ?
-			"8 KB Cookie, second request: served" :
-			"8 KB Cookie: served");
-		if (second)
-			c->responses = 2;
-	}
+	buf_reset(&b);
+	buf_printf(&b, "GET /health HTTP/1.1\r\nHost: x\r\nCookie: a=1; "
+		   "b=%.8000s\r\n\r\n", pad);
+	raw_both("oversize-head", &b, 200, NULL, "8 KB Cookie: served");
 	buf_reset(&b);
 	buf_printf(&b, "GET /health HTTP/1.1\r\nHost: x\r\nCookie: a=1; "
 		   "b=%.15500s\r\n\r\n", pad);
