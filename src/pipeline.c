@@ -753,10 +753,11 @@ static int route_request(struct pl_request *r, char *client_model,
 
 /* The request read, checked and rewritten on its text (see request.h):
  * 1 when r->ureq is ready, -1 with err set, 0 when it must go the json-c
- * way (routed already, when the text got that far). Only requests whose every change is the model name and usage for
- * a stream come here: not those of a key with limits (admission counts
- * the prompt), nor those of an adapter that translates or a model with
- * max_tokens or parameters to apply. */
+ * way (routed already, when the text got that far). Only requests whose
+ * every change is the model name and usage for a stream come here: not
+ * those of a key with limits (admission counts the prompt), nor those of
+ * an adapter that translates or a model with max_tokens or parameters to
+ * apply. */
 static int request_text(struct pl_request *r, struct api_error *err)
 {
 	struct request_text rt;
