@@ -109,17 +109,6 @@ int buf_append_json_str(struct buf *b, const char *s, size_t n)
 	return buf_append(b, "\"", 1);
 }
 
-void buf_consume(struct buf *b, size_t n)
-{
-	if (n >= b->len) {
-		buf_reset(b);
-		return;
-	}
-	memmove(b->data, b->data + n, b->len - n);
-	b->len -= n;
-	b->data[b->len] = '\0';
-}
-
 void buf_reset(struct buf *b)
 {
 	b->len = 0;

@@ -29,8 +29,6 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 int buf_append_json_str(struct buf *b, const char *s, size_t n);
 /* Append code point cp (at most U+10FFFF, no surrogate) in UTF-8. */
 void buf_append_utf8(struct buf *b, unsigned long cp);
-/* Drop the first n bytes (n <= len). */
-void buf_consume(struct buf *b, size_t n);
 /* Empty the buffer, keep the allocation. */
 void buf_reset(struct buf *b);
 /* Hand the NUL-terminated data to the caller (who frees it) and reset.

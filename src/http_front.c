@@ -83,7 +83,9 @@ struct http_req {
 	/* streaming */
 	struct pl_request *pl;
 	struct pl_sink sink;
-	struct buf out;            /* SSE frames not yet handed to MHD */
+	struct buf out;            /* SSE frames, from out_sent on not yet
+				    * handed to MHD */
+	size_t out_sent;
 	bool ended;
 	bool client_gone;
 	bool http10;               /* no chunked encoding for the stream */
@@ -363,15 +365,24 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
 	for (;;) {
 		if (h->client_gone)
 			return MHD_CONTENT_READER_END_WITH_ERROR;
-		if (h->out.len > 0) {
-			const char *end = frame_end(h->out.data, h->out.len);
-			size_t n = end ? (size_t)(end - h->out.data) + 2 :
-				   h->out.len;
+		/* One read from the provider can queue many frames. Moving
+		 * the rest up after each one made a burst of n frames cost
+		 * n * n / 2 frames of copying; the queue is emptied only
+		 * once all of it is out. */
+		if (h->out_sent < h->out.len) {
+			const char *p = h->out.data + h->out_sent;
+			size_t left = h->out.len - h->out_sent;
+			const char *end = frame_end(p, left);
+			size_t n = end ? (size_t)(end - p) + 2 : left;
 
 			if (n > max)
 				n = max;
-			memcpy(out, h->out.data, n);
-			buf_consume(&h->out, n);
+			memcpy(out, p, n);
+			h->out_sent += n;
+			if (h->out_sent == h->out.len) {
+				buf_reset(&h->out);
+				h->out_sent = 0;
+			}
 			return (ssize_t)n;
 		}
 		if (h->ended)

@@ -88,6 +88,7 @@ struct directives {
 	bool close_mid;
 	int after;
 	int chunks;
+	int pad;          /* pad=N: each piece gets N more bytes of x */
 	long latency_ms, interval_ms;
 	long cached;      /* -1 = none */
 	char tag[32];     /* tag=NAME: its abort is recorded by name */
@@ -129,6 +130,7 @@ static void parse_directives(const char *body, struct directives *d)
 		else if (!strcmp(key, "error_body")) d->html = !strcmp(val, "html");
 		else if (!strcmp(key, "latency_ms")) d->latency_ms = atol(val);
 		else if (!strcmp(key, "chunks")) d->chunks = atoi(val);
+		else if (!strcmp(key, "pad")) d->pad = atoi(val);
 		else if (!strcmp(key, "interval_ms")) d->interval_ms = atol(val);
 		else if (!strcmp(key, "stall")) d->stall = !strcmp(val, "headers") ? 1 : 2;
 		else if (!strcmp(key, "close")) d->close_mid = true;
@@ -155,6 +157,8 @@ static void parse_directives(const char *body, struct directives *d)
 		d->chunks = 0;
 	if (d->chunks > 100000)
 		d->chunks = 100000;
+	if (d->pad < 0 || d->pad > 100000)
+		d->pad = 0;
 }
 
 /* ---- request state ---- */
@@ -253,15 +257,29 @@ static char *usage_json(const struct directives *d, int completion)
 			 "\"total_tokens\":%d}", completion, 10 + completion);
 }
 
-/* The content pieces: "tok0 ", "tok1 "... or the raw request (echo). */
+/* The content pieces: "tok0 ", "tok1 "... each followed by pad=N bytes
+ * of 'x', or the raw request (echo). */
 static json_object *piece(const struct directives *d, const char *body, int i)
 {
 	char t[32];
+	char *padded;
+	json_object *o;
+	int n;
 
 	if (d->echo)
 		return json_object_new_string(body);
-	snprintf(t, sizeof(t), "tok%d ", i);
-	return json_object_new_string(t);
+	n = snprintf(t, sizeof(t), "tok%d ", i);
+	if (!d->pad)
+		return json_object_new_string(t);
+	padded = malloc((size_t)n + (size_t)d->pad + 1);
+	if (!padded)
+		abort();
+	memcpy(padded, t, (size_t)n);
+	memset(padded + n, 'x', (size_t)d->pad);
+	padded[n + d->pad] = '\0';
+	o = json_object_new_string(padded);
+	free(padded);
+	return o;
 }
 
 static void add_chunk(struct stream *st, const char *model, json_object *delta,
