@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "jsonspan.h"
 #include "util.h"
 
 /* The Chat Completions request fields a param may name. */
@@ -120,12 +121,6 @@ static size_t utf8_len(const struct guard *g, size_t i)
 	return n;
 }
 
-/* String bytes that need no look: printable ASCII but the quote (0x22)
- * and the backslash (0x5c). */
-static const bool str_plain[256] = {
-	[0x20 ... 0x21] = true, [0x23 ... 0x5b] = true, [0x5d ... 0x7f] = true,
-};
-
 /* A string from its opening quote; decoded into the arena when key. */
 static int scan_string(struct guard *g, bool key, struct key *k)
 {
@@ -140,8 +135,8 @@ static int scan_string(struct guard *g, bool key, struct key *k)
 		unsigned char c;
 
 		/* plain ASCII goes by in runs, a key's in one append */
-		while (run < g->len && str_plain[(unsigned char)g->s[run]])
-			run++;
+		run = (size_t)(jspan_skip_plain(g->s + run, g->s + g->len,
+						true) - g->s);
 		if (key && run > g->i)
 			buf_append(&g->arena, &g->s[g->i], run - g->i);
 		g->i = run;

@@ -54,9 +54,8 @@ static long hex4_to(const char *p, const char *end)
 	return p <= end ? hex4(p, (size_t)(end - p)) : -1;
 }
 
-/* The bytes that end a run of plain string text. */
-static const bool str_special[256] = {
-	[0 ... 0x1f] = true, ['"'] = true, ['\\'] = true,
+const unsigned char jspan_str_class[256] = {
+	[0 ... 0x1f] = 3, ['"'] = 3, ['\\'] = 3, [0x80 ... 0xff] = 2,
 };
 
 /* A string at c->s (on its quote). Keys must hold no escape. */
@@ -69,8 +68,7 @@ static bool check_string(struct checker *c, bool key)
 		long u, lo;
 
 		/* most bytes of a string need no thought */
-		while (p < end && !str_special[(unsigned char)*p])
-			p++;
+		p = jspan_skip_plain(p, end, false);
 		if (p >= end)
 			break;
 		ch = (unsigned char)*p;

@@ -120,6 +120,52 @@ void jspan_get_members(struct jspan obj, const char *const *keys,
  * other value. */
 bool jspan_int64(struct jspan v, int64_t *out);
 
+/* Bit 1: the byte needs thought inside any JSON string ('"', '\\', a
+ * control character); bit 2: it does in plain ASCII text (bit 1, or
+ * above 0x7f). For jspan_skip_plain(). */
+extern const unsigned char jspan_str_class[256];
+
+/*
+ * The first byte from p on that needs thought inside a JSON string, or
+ * end: '"', '\\', a control character and, when ascii, anything above
+ * 0x7f. Strings are most of a request's bytes, and both of its checks
+ * (jsonguard, jspan_check) scan every one. Short strings (keys, ids, a
+ * delta's few words) end within a byte loop's first 16 bytes; past them,
+ * whole 8-byte words go by with a handful of instructions each.
+ */
+static inline const char *jspan_skip_plain(const char *p, const char *end,
+					   bool ascii)
+{
+	const uint64_t ones = ~(uint64_t)0 / 255, highs = ones * 0x80;
+	const unsigned char stop = ascii ? 3 : 1;
+	const char *head = end - p > 16 ? p + 16 : end;
+
+	while (p < head && !(jspan_str_class[(unsigned char)*p] & stop))
+		p++;
+	if (p < head)
+		return p;
+	while (end - p >= 8) {
+		uint64_t w, quote, bslash, special;
+
+		memcpy(&w, p, 8);
+		quote = w ^ (ones * '"');
+		bslash = w ^ (ones * '\\');
+		/* a byte below n shows as a high bit of (w - n * ones) & ~w,
+		 * and a zero byte is one below 1 */
+		special = ((quote - ones) & ~quote) |
+			  ((bslash - ones) & ~bslash) |
+			  ((w - ones * 0x20) & ~w);
+		if (ascii)
+			special |= w;
+		if (special & highs)
+			break;
+		p += 8;
+	}
+	while (p < end && !(jspan_str_class[(unsigned char)*p] & stop))
+		p++;
+	return p;
+}
+
 /* A string value's text, escapes decoded to UTF-8, appended to out. */
 void jspan_string(struct jspan v, struct buf *out);
 /* true when a string value needs no decoding: its text is v.p[1..n-1). */

@@ -360,6 +360,74 @@ START_TEST(unmangle_context)
 }
 END_TEST
 
+/* Whether a byte needs thought inside a string, as the byte loops after
+ * jspan_skip_plain() decide. */
+static bool plain_byte(unsigned char c, bool ascii)
+{
+	return c >= 0x20 && c != '"' && c != '\\' && (!ascii || c < 0x80);
+}
+
+/* jspan_skip_plain() finds the first byte needing thought, for every
+ * byte value at every place of a plain text (in the byte loop's first 16
+ * bytes and in the words after them), alone and next to other bytes,
+ * above all the ones whose borrow could hide a neighbour (0x00, 0x1f,
+ * 0x20, 0x21, 0x22, 0x23, 0x5c, 0x7f, 0x80, 0xff). */
+static void check_skip(const unsigned char *t, size_t n, bool ascii)
+{
+	const char *s = (const char *)t;
+	size_t at = (size_t)(jspan_skip_plain(s, s + n, ascii) - s);
+	size_t first = n;
+
+	for (size_t i = 0; i < n; i++)
+		if (!plain_byte(t[i], ascii)) {
+			first = i;
+			break;
+		}
+	ck_assert_msg(at == first, "stopped at %zu of %zu, but the first byte "
+		      "needing thought is at %zu (0x%02x, ascii %d)", at, n,
+		      first, first < n ? t[first] : 0, ascii);
+}
+
+START_TEST(skip_plain)
+{
+	static const unsigned char edge[] = { 0x00, 0x01, 0x1f, 0x20, 0x21,
+		0x22, 0x23, 0x5b, 0x5c, 0x5d, 0x7f, 0x80, 0x81, 0xfe, 0xff };
+	unsigned char t[64];
+	unsigned seed = 12345;
+
+	for (int ascii = 0; ascii < 2; ascii++) {
+		for (size_t pos = 0; pos < 48; pos++)
+			for (unsigned c = 0; c < 256; c++) {
+				memset(t, 'a', sizeof(t));
+				t[pos] = (unsigned char)c;
+				for (size_t n = pos; n <= 48; n++)
+					check_skip(t, n, ascii);
+			}
+		for (size_t a = 16; a < 32; a++)
+			for (size_t b = 16; b < 32; b++)
+				for (size_t i = 0; i < sizeof(edge); i++)
+					for (size_t j = 0; j < sizeof(edge); j++) {
+						memset(t, 'a', sizeof(t));
+						t[a] = edge[i];
+						t[b] = edge[j];
+						check_skip(t, 32, ascii);
+						check_skip(t, 35, ascii);
+					}
+		for (int k = 0; k < 200000; k++) {
+			size_t n = (seed = seed * 1103515245 + 12345) % 65;
+
+			for (size_t i = 0; i < n; i++) {
+				seed = seed * 1103515245 + 12345;
+				/* mostly plain text, a special now and then */
+				t[i] = (seed >> 16) % 16 ? (unsigned char)(0x20 +
+					(seed >> 8) % 0x60) : (unsigned char)(seed >> 24);
+			}
+			check_skip(t, n, ascii);
+		}
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("jsonguard");
@@ -377,6 +445,7 @@ int main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("jsonspan");
 	tcase_add_test(tc, span_check);
+	tcase_add_test(tc, skip_plain);
 	tcase_add_test(tc, span_read);
 	tcase_add_test(tc, span_read_members);
 	tcase_add_test(tc, span_check_object);
