@@ -64,9 +64,11 @@ struct ws_conn {
 	struct ws_front *front;
 	struct lws *wsi;           /* service thread only */
 	struct ws_conn *next_live; /* front->live, {front->lock} */
+	struct ws_conn *next_ready; /* front->ready, {front->lock} */
+	bool ready;                /* on front->ready, {front->lock} */
+	bool gone;                 /* CLOSED came, {front->lock} */
 	/* {lock}: */
 	bool closed;
-	bool want_write;
 	struct ws_out *head, *tail;
 	size_t out_bytes;
 	struct ws_job *jobs;       /* running or queued, for cancel */
@@ -92,6 +94,7 @@ struct ws_front {
 	atomic_int workers;
 	pthread_mutex_t lock;
 	struct ws_conn *live;      /* {lock} */
+	struct ws_conn *ready;     /* {lock}: sockets with text to send */
 	int pending[MAX_PENDING_FDS]; /* {lock}: sockets to adopt */
 	size_t n_pending;
 	bool destroying;           /* {lock}: ctx is going away */
@@ -99,11 +102,27 @@ struct ws_front {
 
 /* ---- wake-ups and connection lifetime ---- */
 
-static void front_wake(struct ws_front *f)
+/*
+ * Put c on the list of sockets with text to send, and wake the service
+ * thread if the list was empty. A wake-up already on its way serves every
+ * socket on the list, so chunks from many workers at once cost one; and
+ * the service thread visits the sockets on the list, not every live one
+ * (libwebsockets' own loop already polls every socket on each wake-up).
+ */
+static void conn_ready(struct ws_conn *c)
 {
+	struct ws_front *f = c->front;
+
 	pthread_mutex_lock(&f->lock);
-	if (f->ctx && !f->destroying)
-		lws_cancel_service(f->ctx);
+	if (!c->ready && !c->gone) {
+		bool wake = !f->ready;
+
+		c->ready = true;
+		c->next_ready = f->ready;
+		f->ready = c;
+		if (wake && f->ctx && !f->destroying)
+			lws_cancel_service(f->ctx);
+	}
 	pthread_mutex_unlock(&f->lock);
 }
 
@@ -170,9 +189,8 @@ static int conn_push(struct ws_conn *c, const struct ws_job *j,
 		c->head = o;
 	c->tail = o;
 	c->out_bytes += len;
-	c->want_write = true;
 	pthread_mutex_unlock(&c->lock);
-	front_wake(c->front);
+	conn_ready(c);
 	return 0;
 }
 
@@ -661,6 +679,15 @@ static void on_closed(struct ws_front *f, struct pss *pss)
 			break;
 		}
 	}
+	/* workers may hold c past this; the list must not */
+	for (p = &f->ready; c->ready && *p; p = &(*p)->next_ready) {
+		if (*p == c) {
+			*p = c->next_ready;
+			c->ready = false;
+			break;
+		}
+	}
+	c->gone = true;
 	pthread_mutex_unlock(&f->lock);
 	pthread_mutex_lock(&c->lock);
 	c->closed = true;
@@ -735,14 +762,13 @@ static void on_wake(struct ws_front *f)
 	n = f->n_pending;
 	memcpy(fds, f->pending, n * sizeof(int));
 	f->n_pending = 0;
-	for (struct ws_conn *c = f->live; c; c = c->next_live) {
-		pthread_mutex_lock(&c->lock);
-		bool w = c->want_write && c->wsi;
-		c->want_write = false;
-		pthread_mutex_unlock(&c->lock);
-		if (w)
-			lws_callback_on_writable(c->wsi);
+	/* under the lock: a worker may put a socket back on the list as soon
+	 * as it is off; CLOSED takes sockets off, so each has its wsi */
+	for (struct ws_conn *c = f->ready; c; c = c->next_ready) {
+		c->ready = false;
+		lws_callback_on_writable(c->wsi);
 	}
+	f->ready = NULL;
 	pthread_mutex_unlock(&f->lock);
 	for (size_t i = 0; i < n; i++)
 		if (!lws_adopt_socket_vhost(f->vhost, fds[i])) {

@@ -116,6 +116,44 @@ test('concurrent requests with ids interleave and are routed by id', async () =>
   ws.close();
 });
 
+// Many sockets, several workers on each filling outboxes at once, and half
+// of the sockets closed mid-stream: the service thread sends what the
+// workers queue (it keeps a list of sockets with text waiting, which a
+// closed socket must leave before it is freed), every request on an open
+// socket arrives whole, and the daemon stays up.
+test('many sockets streaming at once, half closed mid-stream', async () => {
+  const sockets = await Promise.all(Array.from({ length: 24 }, () =>
+    open({ headers: { Authorization: 'Bearer ' + key } })));
+  const ids = ['x', 'y', 'z'];
+  const want = Array.from({ length: 12 }, (_, i) => `tok${i} `).join('');
+  const results = sockets.map(async (ws, n) => {
+    for (const id of ids)
+      ws.send(JSON.stringify({ type: 'chat', id, payload: chat('[mock chunks=12 interval_ms=10]') }));
+    if (n % 2) {
+      // close after a few messages, while all three are streaming
+      for (let i = 0; i < 4 + (n % 5); i++) await ws.next();
+      ws.terminate();
+      return null;
+    }
+    const text = { x: '', y: '', z: '' };
+    const done = new Set();
+    while (done.size < ids.length) {
+      const m = JSON.parse((await ws.next()).text);
+      if (m.type === 'chunk') text[m.id] += m.data.choices[0]?.delta?.content ?? '';
+      else if (m.type === 'done') done.add(m.id);
+      else assert.fail('unexpected ' + JSON.stringify(m));
+    }
+    ws.close();
+    return text;
+  });
+  for (const text of await Promise.all(results))
+    if (text) for (const id of ids) assert.equal(text[id], want);
+  const ws = await open({ headers: { Authorization: 'Bearer ' + key } });
+  ws.send(JSON.stringify({ type: 'chat', id: 'after', payload: chat('[mock chunks=2]', { stream: false }) }));
+  assert.equal(JSON.parse((await ws.next()).text).type, 'completion');
+  ws.close();
+});
+
 test('a non-streaming request gets one message with the completion', async () => {
   const ws = await open({ headers: { Authorization: 'Bearer ' + key } });
   ws.send(JSON.stringify({ type: 'chat', id: 'n', payload: chat('[mock chunks=2]', { stream: false }) }));
