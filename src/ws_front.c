@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libwebsockets.h>
@@ -31,6 +32,11 @@
 #define MAX_JOBS_PER_CONN 32
 #define MAX_PENDING_FDS 1024
 #define WORKER_STACK_SIZE ((size_t)256 * 1024)
+/* A worker that finishes waits this long for the next request before it
+ * ends, and no more than this many wait: starting and ending a thread
+ * costs more CPU than a short request. */
+#define IDLE_WORKERS_MAX 16
+#define IDLE_WORKER_MS 30000
 #define PUMP_WAIT_MS 250
 #define POLL_STEP_MS 20
 
@@ -41,6 +47,13 @@ struct ws_out {
 };
 
 struct ws_conn;
+
+/* A worker thread with no request, waiting on front->idle for one. */
+struct ws_worker {
+	pthread_cond_t wake;
+	struct ws_job *job;        /* {front->lock}: handed over, or NULL */
+	struct ws_worker *next;    /* front->idle, {front->lock} */
+};
 
 /* One chat request on a socket. */
 struct ws_job {
@@ -53,7 +66,7 @@ struct ws_job {
 	bool stream;
 	bool cancelled;            /* {conn->lock} */
 	bool client_cancel;        /* cancelled by a "cancel" message */
-	bool answered;             /* the final message has been queued */
+	bool answered;             /* the final message is queued {conn->lock} */
 	struct pl_request *pl;     /* {conn->lock} while running */
 };
 
@@ -91,10 +104,14 @@ struct ws_front {
 	struct lws_vhost *vhost;
 	pthread_t thread;
 	atomic_bool stop;
-	atomic_int workers;
+	atomic_int workers;        /* requests being worked on */
+	atomic_int threads;        /* worker threads, busy or idle */
 	pthread_mutex_t lock;
 	struct ws_conn *live;      /* {lock} */
 	struct ws_conn *ready;     /* {lock}: sockets with text to send */
+	struct ws_worker *idle;    /* {lock}: workers waiting for a job */
+	unsigned n_idle;           /* {lock} */
+	bool workers_exit;         /* {lock}: idle workers end at once */
 	int pending[MAX_PENDING_FDS]; /* {lock}: sockets to adopt */
 	size_t n_pending;
 	bool destroying;           /* {lock}: ctx is going away */
@@ -166,8 +183,8 @@ static void conn_unref(struct ws_conn *c)
 /* Queue text for the socket. Blocks while the outbox is full (the caller
  * is a worker, and waiting is what pauses its upstream). Returns -1 when
  * the socket closed or the job was cancelled. Thread-safe. */
-static int conn_push(struct ws_conn *c, const struct ws_job *j,
-		     const char *text, size_t len)
+static int conn_push(struct ws_conn *c, struct ws_job *j, const char *text,
+		     size_t len, bool last)
 {
 	struct ws_out *o = xmalloc(sizeof(*o) + LWS_PRE + len);
 
@@ -175,6 +192,11 @@ static int conn_push(struct ws_conn *c, const struct ws_job *j,
 	o->len = len;
 	memcpy(o->data + LWS_PRE, text, len);
 	pthread_mutex_lock(&c->lock);
+	/* The final message of j: from here on its id is free again, so a
+	 * client that reuses it as soon as the answer is in is not told the
+	 * request is still running. */
+	if (j && last)
+		j->answered = true;
 	while (!c->closed && !(j && j->cancelled) && c->head &&
 	       c->out_bytes + len > OUTBOX_MAX_BYTES)
 		pthread_cond_wait(&c->space, &c->lock);
@@ -198,7 +220,7 @@ static int conn_push(struct ws_conn *c, const struct ws_job *j,
  * client's own message; the client is talking, so it is reading). */
 static void conn_reply(struct ws_conn *c, struct buf *b)
 {
-	conn_push(c, NULL, b->data ? b->data : "", b->len);
+	conn_push(c, NULL, b->data ? b->data : "", b->len, false);
 	buf_reset(b);
 }
 
@@ -222,7 +244,7 @@ static int sink_chunk(void *ud, const char *json, size_t len)
 
 	buf_init(&b, 0);
 	ws_proto_chunk(&b, j->id, json, len);
-	rc = conn_push(j->conn, j, b.data, b.len);
+	rc = conn_push(j->conn, j, b.data, b.len, false);
 	buf_free(&b);
 	return rc;
 }
@@ -232,7 +254,6 @@ static void send_request_error(struct ws_job *j, const struct api_error *err)
 	struct buf b;
 	const char *second;
 
-	j->answered = true;
 	buf_init(&b, 0);
 	if (job_client_cancelled(j)) {
 		ws_proto_cancelled(&b, j->id);
@@ -243,8 +264,8 @@ static void send_request_error(struct ws_job *j, const struct api_error *err)
 		ws_proto_error(&b, j->id, err);
 		second = NULL;
 	}
-	if (conn_push(j->conn, j, b.data, b.len) == 0 && second)
-		conn_push(j->conn, j, second, strlen(second));
+	if (conn_push(j->conn, j, b.data, b.len, true) == 0 && second)
+		conn_push(j->conn, j, second, strlen(second), false);
 	buf_free(&b);
 }
 
@@ -257,14 +278,13 @@ static void sink_end(void *ud, const struct api_error *err)
 		send_request_error(j, err);
 		return;
 	}
-	j->answered = true;
 	buf_init(&b, 0);
 	buf_init(&usage, 0);
 	pthread_mutex_lock(&j->conn->lock);
 	bool have = j->pl && pipeline_usage_json(j->pl, &usage);
 	pthread_mutex_unlock(&j->conn->lock);
 	ws_proto_done(&b, j->id, have ? usage.data : NULL);
-	conn_push(j->conn, j, b.data, b.len);
+	conn_push(j->conn, j, b.data, b.len, true);
 	buf_free(&b);
 	buf_free(&usage);
 }
@@ -309,9 +329,8 @@ static void run_job(struct ws_job *j)
 		pipeline_response(pl, &status, &body, &len, &ra);
 		buf_init(&b, 0);
 		if (status == 200 && !j->stream) {
-			j->answered = true;
 			ws_proto_completion(&b, j->id, body, len);
-			conn_push(c, j, b.data, b.len);
+			conn_push(c, j, b.data, b.len, true);
 		} else {
 			struct api_error err = { .status = status };
 			json_object *o = json_tokener_parse(body);
@@ -366,9 +385,9 @@ static void unlink_job(struct ws_conn *c, struct ws_job *j)
 	}
 }
 
-static void *worker_main(void *arg)
+/* Runs j, and the id-less requests queued behind it on its socket. */
+static void run_jobs(struct ws_job *j)
 {
-	struct ws_job *j = arg;
 	struct ws_conn *c = j->conn;
 	struct ws_front *f = c->front;
 
@@ -399,28 +418,110 @@ static void *worker_main(void *arg)
 	}
 	conn_unref(c);
 	atomic_fetch_sub(&f->workers, 1);
+}
+
+/* Wait, as one of the idle workers, for the next job; NULL when none
+ * came in time, when enough wait already, or when the front stops. */
+static struct ws_job *wait_for_job(struct ws_front *f, struct ws_worker *w)
+{
+	struct timespec until;
+	struct ws_job *j;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += IDLE_WORKER_MS / 1000;
+	pthread_mutex_lock(&f->lock);
+	if (f->workers_exit || f->n_idle >= IDLE_WORKERS_MAX) {
+		pthread_mutex_unlock(&f->lock);
+		return NULL;
+	}
+	w->job = NULL;
+	w->next = f->idle;
+	f->idle = w;
+	f->n_idle++;
+	while (!w->job && !f->workers_exit &&
+	       pthread_cond_timedwait(&w->wake, &f->lock, &until) == 0)
+		;
+	j = w->job;
+	if (!j) { /* still on the list: the one who hands a job takes it off */
+		struct ws_worker **p;
+
+		for (p = &f->idle; *p != w; p = &(*p)->next)
+			;
+		*p = w->next;
+		f->n_idle--;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return j;
+}
+
+static void *worker_main(void *arg)
+{
+	struct ws_job *j = arg;
+	struct ws_front *f = j->conn->front;
+	struct ws_worker self;
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&self.wake, &ca);
+	pthread_condattr_destroy(&ca);
+	do
+		run_jobs(j);
+	while ((j = wait_for_job(f, &self)));
+	pthread_cond_destroy(&self.wake);
+	atomic_fetch_sub(&f->threads, 1); /* the last touch of f */
 	return NULL;
 }
 
+/* Hand j to an idle worker, or start one for it. */
 static int spawn_worker(struct ws_job *j)
 {
+	struct ws_front *f = j->conn->front;
 	pthread_attr_t attr;
 	pthread_t t;
 	int rc;
 
+	conn_ref(j->conn);
+	atomic_fetch_add(&f->workers, 1);
+	pthread_mutex_lock(&f->lock);
+	if (f->idle) {
+		struct ws_worker *w = f->idle;
+
+		f->idle = w->next;
+		f->n_idle--;
+		w->job = j;
+		pthread_cond_signal(&w->wake);
+		pthread_mutex_unlock(&f->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&f->lock);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, WORKER_STACK_SIZE);
-	conn_ref(j->conn);
-	atomic_fetch_add(&j->conn->front->workers, 1);
+	atomic_fetch_add(&f->threads, 1);
 	rc = pthread_create(&t, &attr, worker_main, j);
 	pthread_attr_destroy(&attr);
 	if (rc != 0) {
-		atomic_fetch_sub(&j->conn->front->workers, 1);
+		atomic_fetch_sub(&f->threads, 1);
+		atomic_fetch_sub(&f->workers, 1);
 		conn_unref(j->conn);
 		return -1;
 	}
 	return 0;
+}
+
+/* End the idle workers, and wait until no worker thread is left to touch
+ * the front: a worker that has just finished may still be on its way to
+ * the idle list. */
+static void end_workers(struct ws_front *f)
+{
+	pthread_mutex_lock(&f->lock);
+	f->workers_exit = true;
+	for (struct ws_worker *w = f->idle; w; w = w->next)
+		pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&f->lock);
+	while (atomic_load(&f->threads) > 0)
+		usleep(1000);
 }
 
 /* ---- messages from the client (service thread) ---- */
@@ -438,10 +539,12 @@ static void reply_error(struct ws_conn *c, const char *id, int status,
 	buf_free(&b);
 }
 
+/* The running request with this id; one whose final message is queued
+ * is no longer running. {c->lock} */
 static struct ws_job *find_job(struct ws_conn *c, const char *id)
 {
 	for (struct ws_job *j = c->jobs; j; j = j->next)
-		if (j->id[0] && !strcmp(j->id, id))
+		if (j->id[0] && !j->answered && !strcmp(j->id, id))
 			return j;
 	return NULL;
 }
@@ -869,6 +972,7 @@ struct ws_front *ws_front_start(const struct config *cfg)
 	pthread_mutex_init(&f->lock, NULL);
 	atomic_init(&f->stop, false);
 	atomic_init(&f->workers, 0);
+	atomic_init(&f->threads, 0);
 	f->ctx = lws_create_context(&info);
 	if (!f->ctx) {
 		log_error("ws", "cannot create the libwebsockets context");
@@ -1037,6 +1141,7 @@ void ws_front_stop(struct ws_front *f, unsigned drain_s)
 	lws_context_destroy(f->ctx);
 	while (atomic_load(&f->workers) > 0)
 		usleep(POLL_STEP_MS * 1000);
+	end_workers(f);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }

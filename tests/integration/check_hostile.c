@@ -12,10 +12,12 @@
  * server.header_timeout and server.body_timeout of 2 s.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -2617,6 +2619,62 @@ START_TEST(stream_framing)
 }
 END_TEST
 
+/* Every thread of pid, and this process, onto the CPUs in set (the
+ * threads pid starts later inherit it). */
+static void pin_with_daemon(pid_t pid, const cpu_set_t *set)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			sched_setaffinity(atoi(e->d_name), sizeof(*set), set);
+	closedir(d);
+	sched_setaffinity(0, sizeof(*set), set);
+}
+
+/* A request's id is free again once its final message is queued: a
+ * client that sends the next request under the same id the moment the
+ * answer is in must get an answer, not "duplicate_id". With the client
+ * and every daemon thread on one CPU, the client's next request reaches
+ * the service thread before the worker that queued the answer runs again
+ * to let go of the request, which is the order that once failed. */
+START_TEST(ws_id_reused_at_once)
+{
+	cpu_set_t one, all;
+	static const char chat[] = "{\"type\":\"chat\",\"id\":\"r\","
+		"\"payload\":{\"model\":\"mock/gpt-test\",\"stream\":false,"
+		"\"messages\":[{\"role\":\"user\",\"content\":"
+		"\"hi [mock chunks=1]\"}]}}";
+	struct buf text;
+	int fd = ws_open(daemon_.port, true), code = 0;
+
+	ck_assert_int_eq(sched_getaffinity(0, sizeof(all), &all), 0);
+	CPU_ZERO(&one);
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+		if (CPU_ISSET(cpu, &all)) {
+			CPU_SET(cpu, &one);
+			break;
+		}
+	pin_with_daemon(daemon_.pid, &one);
+	buf_init(&text, 0);
+	for (int i = 0; i < 2000; i++) {
+		ws_send_text(fd, chat);
+		ck_assert_int_eq(ws_next(fd, 5000, &text, &code), 1);
+		buf_appends(&text, "");
+		ck_assert_msg(!strncmp(text.data, "{\"type\":\"completion\"", 20),
+			      "request %d: %.200s", i, text.data);
+	}
+	pin_with_daemon(daemon_.pid, &all);
+	buf_free(&text);
+	close(fd);
+}
+END_TEST
+
 /* libmicrohttpd keeps a request's head, a record of each field and the
  * response in one pool per connection, sized from server.max_header_bytes
  * (http_front.c). Every head the listener lets in must fit it with its
@@ -2683,6 +2741,7 @@ static Suite *hostile_suite(void)
 	tcase_add_test(slow, too_many_connections);
 	tcase_add_test(slow, heads_at_the_limit);
 	tcase_add_test(slow, stream_framing);
+	tcase_add_test(slow, ws_id_reused_at_once);
 	suite_add_tcase(s, slow);
 	return s;
 }
