@@ -6,9 +6,12 @@
  * percentiles in microseconds, how many responses were not 200, how many
  * times the server closed the connection, and the median of the
  * x-llm-bridge-overhead-us response header when the server sends one.
+ * With --ws the requests go over one WebSocket to llm-bridge's /v1/ws
+ * instead, each as a {"type":"chat","id":..} message whose answer is one
+ * {"type":"completion"} message (anything else counts as not 200).
  *
  * Usage: bench-lat --port N [--host A] [--path P] --body-file F
- *                  [-H "Name: value"]... [-n 20000] [--warmup 1000]
+ *                  [-H "Name: value"]... [-n 20000] [--warmup 1000] [--ws]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -78,6 +81,111 @@ fail:
 	return -1;
 }
 
+/* ---- --ws ---- */
+
+#define COMPLETION "{\"type\":\"completion\""
+
+static struct ws_frames wf;
+static char msg_head[32];
+static size_t msg_head_len;
+
+static void on_ws_text(void *ud, const char *p, size_t n)
+{
+	(void)ud;
+	while (n-- && msg_head_len < sizeof(msg_head) - 1)
+		msg_head[msg_head_len++] = *p++;
+	msg_head[msg_head_len] = '\0';
+}
+
+static int read_some(char *buf, size_t size)
+{
+	for (;;) {
+		ssize_t k = read(conn_fd, buf, size);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		return (int)k;
+	}
+}
+
+static int write_all(const char *p, size_t len)
+{
+	while (len) {
+		ssize_t k = write(conn_fd, p, len);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		len -= (size_t)k;
+	}
+	return 0;
+}
+
+/* Connects and upgrades; frames that came with the 101 are fed on. */
+static int ws_connect(const char *host, unsigned port, const char *upgrade,
+		      size_t upgrade_len)
+{
+	static char buf[4096];
+	struct http_parser hp;
+	size_t used = 0;
+	int k = 0;
+
+	conn_fd = tcp_connect(host, port, false);
+	if (conn_fd < 0 || write_all(upgrade, upgrade_len) < 0)
+		return -1;
+	reconnects++;
+	hp_init(&hp);
+	while (!hp.done && !hp.error) {
+		k = read_some(buf, sizeof(buf));
+		if (k <= 0)
+			return -1;
+		used = hp_feed(&hp, buf, (size_t)k, NULL, NULL);
+	}
+	if (hp.error || hp.status != 101)
+		return -1;
+	wsf_init(&wf);
+	wsf_feed(&wf, buf + used, (size_t)k - used, on_ws_text, NULL);
+	return 0;
+}
+
+static int one_ws_request(const char *host, unsigned port,
+			  const char *upgrade, size_t upgrade_len,
+			  const char *chat, size_t chat_len,
+			  struct http_parser *hp)
+{
+	static char buf[65536];
+	long want;
+
+	if (conn_fd < 0 && ws_connect(host, port, upgrade, upgrade_len) < 0)
+		goto fail;
+	want = wf.messages + 1;
+	msg_head_len = 0;
+	if (write_all(chat, chat_len) < 0)
+		goto fail;
+	while (wf.messages < want) {
+		int k = read_some(buf, sizeof(buf));
+
+		if (k <= 0)
+			goto fail;
+		wsf_feed(&wf, buf, (size_t)k, on_ws_text, NULL);
+		if (wf.error || wf.closed)
+			goto fail;
+	}
+	hp_init(hp);
+	hp->status = strncmp(msg_head, COMPLETION, strlen(COMPLETION)) ? 0 :
+		     200;
+	if (!hp->status && getenv("BENCH_TRACE"))
+		fprintf(stderr, "not a completion: %s\n", msg_head);
+	return 0;
+fail:
+	if (conn_fd >= 0)
+		close(conn_fd);
+	conn_fd = -1;
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *host = "127.0.0.1", *path = "/v1/chat/completions";
@@ -87,7 +195,9 @@ int main(int argc, char **argv)
 	long n = 20000, warmup = 1000, errors = 0, non200 = 0;
 	uint64_t *lat, *ovh;
 	size_t n_ovh = 0;
-	char *req, *body;
+	char *req, *body, *chat = NULL;
+	size_t chat_len = 0;
+	bool ws = false;
 	struct http_parser hp;
 	static const struct option opts[] = {
 		{ "host", required_argument, NULL, 'h' },
@@ -95,11 +205,12 @@ int main(int argc, char **argv)
 		{ "path", required_argument, NULL, 'P' },
 		{ "body-file", required_argument, NULL, 'b' },
 		{ "warmup", required_argument, NULL, 'w' },
+		{ "ws", no_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "h:p:P:b:w:n:H:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h:p:P:b:w:n:H:W", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h': host = optarg; break;
 		case 'p': port = (unsigned)atoi(optarg); break;
@@ -107,6 +218,7 @@ int main(int argc, char **argv)
 		case 'b': body_file = optarg; break;
 		case 'w': warmup = atol(optarg); break;
 		case 'n': n = atol(optarg); break;
+		case 'W': ws = true; break;
 		case 'H':
 			if (n_headers == MAX_HEADERS)
 				die("too many headers");
@@ -114,25 +226,37 @@ int main(int argc, char **argv)
 			break;
 		default:
 			die("usage: bench-lat --port N --body-file F [-n N] "
-			    "[--warmup N] [-H header]...");
+			    "[--warmup N] [-H header]... [--ws]");
 		}
 	}
 	if (!port || !body_file || n <= 0)
 		die("bench-lat: --port and --body-file are required");
 	body = read_file(body_file);
-	req = build_request(host, port, path, headers, n_headers, body, &len);
+	if (ws) {
+		if (!strcmp(path, "/v1/chat/completions"))
+			path = "/v1/ws";
+		req = ws_build_upgrade(host, port, path, headers, n_headers,
+				       &len);
+		chat = ws_build_chat(body, "bench", &chat_len);
+	} else {
+		req = build_request(host, port, path, headers, n_headers, body,
+				    &len);
+	}
+#define ONE_REQUEST() (ws ? one_ws_request(host, port, req, len, chat, \
+					   chat_len, &hp) : \
+		       one_request(host, port, req, len, &hp))
 	lat = calloc((size_t)n, sizeof(*lat));
 	ovh = calloc((size_t)n, sizeof(*ovh));
 	if (!lat || !ovh)
 		abort();
 	for (long i = 0; i < warmup; i++)
-		if (one_request(host, port, req, len, &hp) < 0)
+		if (ONE_REQUEST() < 0)
 			errors++;
 	reconnects = 0;
 	for (long i = 0; i < n; i++) {
 		uint64_t t0 = now_ns();
 
-		if (one_request(host, port, req, len, &hp) < 0) {
+		if (ONE_REQUEST() < 0) {
 			errors++;
 			i--;
 			if (errors > 100)
@@ -166,6 +290,7 @@ int main(int argc, char **argv)
 	free(lat);
 	free(ovh);
 	free(req);
+	free(chat);
 	free(body);
 	return 0;
 }

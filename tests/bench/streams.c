@@ -13,9 +13,14 @@
  * were active (answered and not yet ended) when RSS peaked. open_peak
  * counts connections from connect() on, active_peak from the first
  * response byte on: a server slow to accept has fewer active than open.
+ * With --ws each stream is a WebSocket to llm-bridge's /v1/ws instead: an
+ * upgrade, then the body as a {"type":"chat"} message; every text message
+ * the server sends holds one SSE event, and the stream ends with the
+ * [DONE] message.
  *
  * Usage: bench-streams --port N --body-file F -c STREAMS [--frames 67]
  *        [--interval-ms 20] [--ramp-ms 1000] [--pid PID]... [-H h]...
+ *        [--ws]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -46,6 +51,8 @@ struct stream {
 	bool last_was_done;
 	bool error_frame;
 	struct http_parser hp;
+	struct ws_frames wf;   /* --ws: the frames after the 101 */
+	bool upgraded;
 };
 
 static struct stream *ss;
@@ -96,6 +103,44 @@ static void on_body(void *ud, const char *p, size_t n)
 	}
 }
 
+/* --ws: bytes of the server's answer to the upgrade and then its frames;
+ * sends the chat message once the 101 is in. false when the stream is
+ * over (done or failed: s->state says which). */
+static bool ws_read(struct stream *s, const char *p, size_t n,
+		    const char *chat, size_t chat_len)
+{
+	if (!s->upgraded) {
+		size_t k = hp_feed(&s->hp, p, n, NULL, NULL);
+
+		if (s->hp.error || (s->hp.done && s->hp.status != 101)) {
+			s->state = S_FAILED;
+			return false;
+		}
+		if (!s->hp.done)
+			return true;
+		/* a small frame into an empty socket buffer: one send */
+		if (send(s->fd, chat, chat_len, MSG_NOSIGNAL) !=
+		    (ssize_t)chat_len) {
+			s->state = S_FAILED;
+			return false;
+		}
+		s->upgraded = true;
+		wsf_init(&s->wf);
+		p += k;
+		n -= k;
+	}
+	wsf_feed(&s->wf, p, n, on_body, s);
+	if (s->wf.error || s->wf.closed) {
+		s->state = S_FAILED;
+		return false;
+	}
+	if (s->last_was_done) {
+		s->state = S_DONE;
+		return false;
+	}
+	return true;
+}
+
 static void raise_nofile(void)
 {
 	struct rlimit rl;
@@ -115,7 +160,9 @@ int main(int argc, char **argv)
 	unsigned port = 0;
 	long n = 0, frames_expected = 67, interval_ms = 20, ramp_ms = 1000;
 	long timeout_ms = 30000;
-	char *req, *body;
+	char *req, *body, *chat = NULL;
+	size_t chat_len = 0;
+	bool ws = false;
 	int ep, c;
 	static const struct option opts[] = {
 		{ "host", required_argument, NULL, 'h' },
@@ -127,10 +174,11 @@ int main(int argc, char **argv)
 		{ "ramp-ms", required_argument, NULL, 'r' },
 		{ "timeout-ms", required_argument, NULL, 't' },
 		{ "pid", required_argument, NULL, 'k' },
+		{ "ws", no_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 },
 	};
 
-	while ((c = getopt_long(argc, argv, "h:p:P:b:f:i:r:t:k:c:H:", opts,
+	while ((c = getopt_long(argc, argv, "h:p:P:b:f:i:r:t:k:c:H:w", opts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'h': host = optarg; break;
@@ -142,6 +190,7 @@ int main(int argc, char **argv)
 		case 'r': ramp_ms = atol(optarg); break;
 		case 't': timeout_ms = atol(optarg); break;
 		case 'c': n = atol(optarg); break;
+		case 'w': ws = true; break;
 		case 'k':
 			if (n_pids < sizeof(pids) / sizeof(pids[0]))
 				pids[n_pids++] = (pid_t)atoi(optarg);
@@ -154,7 +203,7 @@ int main(int argc, char **argv)
 		default:
 			die("usage: bench-streams --port N --body-file F -c N "
 			    "[--frames N] [--interval-ms MS] [--ramp-ms MS] "
-			    "[--pid PID]... [-H header]...");
+			    "[--pid PID]... [-H header]... [--ws]");
 		}
 	}
 	if (!port || !body_file || n <= 0)
@@ -162,7 +211,16 @@ int main(int argc, char **argv)
 	raise_nofile();
 	trace = getenv("BENCH_TRACE") != NULL;
 	body = read_file(body_file);
-	req = build_request(host, port, path, headers, n_headers, body, &len);
+	if (ws) {
+		if (!strcmp(path, "/v1/chat/completions"))
+			path = "/v1/ws";
+		req = ws_build_upgrade(host, port, path, headers, n_headers,
+				       &len);
+		chat = ws_build_chat(body, NULL, &chat_len);
+	} else {
+		req = build_request(host, port, path, headers, n_headers, body,
+				    &len);
+	}
 	ss = calloc((size_t)n, sizeof(*ss));
 	gaps_cap = (size_t)n * (size_t)(frames_expected + 4);
 	gaps = calloc(gaps_cap, sizeof(*gaps));
@@ -264,6 +322,14 @@ int main(int argc, char **argv)
 						if (++active_now > active_peak)
 							active_peak = active_now;
 					}
+					if (ws) {
+						if (!ws_read(s, buf, (size_t)r, chat,
+							     chat_len)) {
+							end = true;
+							break;
+						}
+						continue;
+					}
 					hp_feed(&s->hp, buf, (size_t)r, on_body, s);
 					if (s->hp.error) {
 						s->state = S_FAILED;
@@ -307,14 +373,14 @@ int main(int argc, char **argv)
 		}
 		if (s->state == S_FAILED)
 			failed++;
-		if (s->hp.status && s->hp.status != 200)
+		if (s->hp.status && s->hp.status != (ws ? 101 : 200))
 			non200++;
 		if (s->t_first_byte)
 			ttfb[n_ttfb++] = (s->t_first_byte - s->t_start) / 1000;
 		if (s->t_first_frame)
 			ttft[n_ttft++] = (s->t_first_frame - s->t_start) / 1000;
 		frames_total += s->frames;
-		ok = s->state == S_DONE && s->hp.status == 200 &&
+		ok = s->state == S_DONE && s->hp.status == (ws ? 101 : 200) &&
 		     s->frames == frames_expected && s->last_was_done &&
 		     !s->error_frame;
 		if (!ok) {
@@ -354,6 +420,7 @@ int main(int argc, char **argv)
 	free(gaps);
 	free(ss);
 	free(req);
+	free(chat);
 	free(body);
 	return 0;
 }

@@ -57,11 +57,12 @@ uint64_t pct(uint64_t *v, size_t n, double p)
 	return v[i - 1];
 }
 
-char *build_request(const char *host, unsigned port, const char *path,
-		    const char *const *headers, size_t n_headers,
-		    const char *body, size_t *len)
+/* start (the request line and the fixed fields), the extra headers, the
+ * empty line and body; malloc'd, length in *len. */
+static char *assemble(const char *start, const char *const *headers,
+		      size_t n_headers, const char *body, size_t *len)
 {
-	size_t blen = strlen(body), cap = 1024 + blen;
+	size_t blen = strlen(body), cap = strlen(start) + blen + 3;
 	char *out;
 	int k;
 
@@ -70,15 +71,25 @@ char *build_request(const char *host, unsigned port, const char *path,
 	out = malloc(cap);
 	if (!out)
 		abort();
-	k = snprintf(out, cap, "POST %s HTTP/1.1\r\nHost: %s:%u\r\n"
-		     "Content-Type: application/json\r\nContent-Length: %zu\r\n",
-		     path, host, port, blen);
+	k = snprintf(out, cap, "%s", start);
 	for (size_t i = 0; i < n_headers; i++)
 		k += snprintf(out + k, cap - (size_t)k, "%s\r\n", headers[i]);
 	k += snprintf(out + k, cap - (size_t)k, "\r\n");
 	memcpy(out + k, body, blen);
 	*len = (size_t)k + blen;
 	return out;
+}
+
+char *build_request(const char *host, unsigned port, const char *path,
+		    const char *const *headers, size_t n_headers,
+		    const char *body, size_t *len)
+{
+	char start[1024];
+
+	snprintf(start, sizeof(start), "POST %s HTTP/1.1\r\nHost: %s:%u\r\n"
+		 "Content-Type: application/json\r\nContent-Length: %zu\r\n",
+		 path, host, port, strlen(body));
+	return assemble(start, headers, n_headers, body, len);
 }
 
 char *read_file(const char *path)
@@ -246,6 +257,141 @@ size_t hp_feed(struct http_parser *hp, const char *p, size_t n,
 	}
 	hp->done = hp->state == HP_DONE;
 	return i;
+}
+
+/* ---- WebSocket ---- */
+
+char *ws_build_upgrade(const char *host, unsigned port, const char *path,
+		       const char *const *headers, size_t n_headers,
+		       size_t *len)
+{
+	char start[1024];
+
+	snprintf(start, sizeof(start), "GET %s HTTP/1.1\r\nHost: %s:%u\r\n"
+		 "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+		 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+		 "Sec-WebSocket-Version: 13\r\n", path, host, port);
+	return assemble(start, headers, n_headers, "", len);
+}
+
+char *ws_build_text(const char *text, size_t n, size_t *len)
+{
+	/* a client masks every frame; the key need not be secret here */
+	static const unsigned char mask[4] = { 0x37, 0xfa, 0x21, 0x3d };
+	unsigned char *out = malloc(n + 14);
+	size_t k = 0;
+
+	if (!out)
+		abort();
+	out[k++] = 0x81; /* FIN, text */
+	if (n < 126) {
+		out[k++] = (unsigned char)(0x80 | n);
+	} else if (n < 65536) {
+		out[k++] = 0x80 | 126;
+		out[k++] = (unsigned char)(n >> 8);
+		out[k++] = (unsigned char)n;
+	} else {
+		out[k++] = 0x80 | 127;
+		for (int i = 7; i >= 0; i--)
+			out[k++] = (unsigned char)((uint64_t)n >> (8 * i));
+	}
+	memcpy(out + k, mask, 4);
+	k += 4;
+	for (size_t i = 0; i < n; i++)
+		out[k + i] = (unsigned char)text[i] ^ mask[i % 4];
+	*len = k + n;
+	return (char *)out;
+}
+
+char *ws_build_chat(const char *body, const char *id, size_t *len)
+{
+	size_t blen = strlen(body), cap = blen + 128;
+	char *msg = malloc(cap), *frame;
+	size_t end = blen;
+	int k;
+
+	if (!msg)
+		abort();
+	while (end > 0 && (body[end - 1] == '\n' || body[end - 1] == ' '))
+		end--;
+	if (id)
+		k = snprintf(msg, cap, "{\"type\":\"chat\",\"id\":\"%s\","
+			     "\"payload\":%.*s}", id, (int)end, body);
+	else
+		k = snprintf(msg, cap, "{\"type\":\"chat\",\"payload\":%.*s}",
+			     (int)end, body);
+	frame = ws_build_text(msg, (size_t)k, len);
+	free(msg);
+	return frame;
+}
+
+void wsf_init(struct ws_frames *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->hdr_need = 2;
+}
+
+/* The header is in: where the payload length and the frame kind go. */
+static void wsf_header_done(struct ws_frames *w)
+{
+	uint64_t n = w->hdr[1] & 0x7f;
+
+	if (n == 126)
+		n = (uint64_t)w->hdr[2] << 8 | w->hdr[3];
+	else if (n == 127)
+		for (int i = 2, j = 0; j < 8; i++, j++)
+			n = j ? n << 8 | w->hdr[i] : w->hdr[i];
+	w->remaining = n;
+	w->opcode = w->hdr[0] & 0x0f;
+	w->fin = w->hdr[0] & 0x80;
+	if (w->opcode == 1)
+		w->text = true;
+	else if (w->opcode == 2)
+		w->text = false;
+	else if (w->opcode == 8)
+		w->closed = true;
+	if ((w->hdr[0] & 0x70) || (w->hdr[1] & 0x80))
+		w->error = true;
+}
+
+void wsf_feed(struct ws_frames *w, const char *p, size_t n, body_fn on_text,
+	      void *ud)
+{
+	size_t i = 0;
+
+	while (i < n && !w->error) {
+		if (w->hdr_len < w->hdr_need) {
+			w->hdr[w->hdr_len++] = (unsigned char)p[i++];
+			if (w->hdr_len == 2) {
+				unsigned len7 = w->hdr[1] & 0x7f;
+
+				w->hdr_need = 2 + (len7 == 126 ? 2 : 0) +
+					      (len7 == 127 ? 8 : 0) +
+					      (w->hdr[1] & 0x80 ? 4 : 0);
+			}
+			if (w->hdr_len < w->hdr_need)
+				continue;
+			wsf_header_done(w);
+			if (w->remaining)
+				continue;
+		} else {
+			size_t k = n - i < w->remaining ? n - i :
+				   (size_t)w->remaining;
+			bool data = w->opcode < 8;
+
+			if (data && w->text && on_text)
+				on_text(ud, p + i, k);
+			i += k;
+			w->remaining -= k;
+			if (w->remaining)
+				continue;
+		}
+		/* a frame ended */
+		if (w->opcode < 8 && w->fin && w->text)
+			w->messages++;
+		w->hdr_len = 0;
+		w->hdr_need = 2;
+	}
 }
 
 void proc_sample(const pid_t *pids, size_t n, long *rss_kb, long *threads)

@@ -2,7 +2,8 @@
 /*
  * Shared helpers for the benchmark clients: clocks, percentiles, request
  * building, a small HTTP/1.1 response parser (headers, Content-Length and
- * chunked bodies) and /proc sampling. Nothing here links the daemon.
+ * chunked bodies), the client side of WebSocket framing and /proc
+ * sampling. Nothing here links the daemon.
  */
 #ifndef BENCH_UTIL_H
 #define BENCH_UTIL_H
@@ -58,6 +59,41 @@ void hp_init(struct http_parser *hp);
  * response is complete: the rest belongs to the next response). */
 size_t hp_feed(struct http_parser *hp, const char *p, size_t n,
 	       body_fn on_body, void *ud);
+
+/* ---- WebSocket (RFC 6455), as much as the benchmark needs ---- */
+
+/* "GET path" asking to upgrade to WebSocket, with the extra headers;
+ * malloc'd, length in *len. The answer is a 101 (struct http_parser stops
+ * after its head: the bytes after it are frames). */
+char *ws_build_upgrade(const char *host, unsigned port, const char *path,
+		       const char *const *headers, size_t n_headers,
+		       size_t *len);
+/* One masked text frame carrying text[0..n); malloc'd, length in *len. */
+char *ws_build_text(const char *text, size_t n, size_t *len);
+/* {"type":"chat","payload":BODY}, with ,"id":"ID" when id: the chat
+ * message that carries an OpenAI request over llm-bridge's /v1/ws, as a
+ * masked text frame; malloc'd, length in *len. */
+char *ws_build_chat(const char *body, const char *id, size_t *len);
+
+/* The server's frames, decoded incrementally. */
+struct ws_frames {
+	unsigned char hdr[14];
+	size_t hdr_len, hdr_need;
+	uint64_t remaining;  /* payload bytes left in this frame */
+	int opcode;          /* of the frame being read */
+	bool text;           /* the message being read is text */
+	bool fin;
+	long messages;       /* complete text messages so far */
+	bool closed;         /* a close frame came */
+	bool error;          /* masked or reserved: not a server's frame */
+};
+
+void wsf_init(struct ws_frames *w);
+/* Consumes all n bytes: on_text gets the payload bytes of text messages,
+ * in order (a message's end shows as messages going up); control frames
+ * are skipped. */
+void wsf_feed(struct ws_frames *w, const char *p, size_t n, body_fn on_text,
+	      void *ud);
 
 /* Sum of VmRSS (kB) and Threads over pids; -1 values when none readable. */
 void proc_sample(const pid_t *pids, size_t n, long *rss_kb, long *threads);
