@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <libwebsockets.h>
@@ -32,11 +31,6 @@
 #define MAX_JOBS_PER_CONN 32
 #define MAX_PENDING_FDS 1024
 #define WORKER_STACK_SIZE ((size_t)256 * 1024)
-/* A worker that finishes waits this long for the next request before it
- * ends, and no more than this many wait: starting and ending a thread
- * costs more CPU than a short request. */
-#define IDLE_WORKERS_MAX 16
-#define IDLE_WORKER_MS 30000
 #define PUMP_WAIT_MS 250
 #define POLL_STEP_MS 20
 
@@ -47,13 +41,6 @@ struct ws_out {
 };
 
 struct ws_conn;
-
-/* A worker thread with no request, waiting on front->idle for one. */
-struct ws_worker {
-	pthread_cond_t wake;
-	struct ws_job *job;        /* {front->lock}: handed over, or NULL */
-	struct ws_worker *next;    /* front->idle, {front->lock} */
-};
 
 /* One chat request on a socket. */
 struct ws_job {
@@ -104,14 +91,10 @@ struct ws_front {
 	struct lws_vhost *vhost;
 	pthread_t thread;
 	atomic_bool stop;
-	atomic_int workers;        /* requests being worked on */
-	atomic_int threads;        /* worker threads, busy or idle */
+	atomic_int workers;
 	pthread_mutex_t lock;
 	struct ws_conn *live;      /* {lock} */
 	struct ws_conn *ready;     /* {lock}: sockets with text to send */
-	struct ws_worker *idle;    /* {lock}: workers waiting for a job */
-	unsigned n_idle;           /* {lock} */
-	bool workers_exit;         /* {lock}: idle workers end at once */
 	int pending[MAX_PENDING_FDS]; /* {lock}: sockets to adopt */
 	size_t n_pending;
 	bool destroying;           /* {lock}: ctx is going away */
@@ -385,9 +368,9 @@ static void unlink_job(struct ws_conn *c, struct ws_job *j)
 	}
 }
 
-/* Runs j, and the id-less requests queued behind it on its socket. */
-static void run_jobs(struct ws_job *j)
+static void *worker_main(void *arg)
 {
+	struct ws_job *j = arg;
 	struct ws_conn *c = j->conn;
 	struct ws_front *f = c->front;
 
@@ -418,110 +401,28 @@ static void run_jobs(struct ws_job *j)
 	}
 	conn_unref(c);
 	atomic_fetch_sub(&f->workers, 1);
-}
-
-/* Wait, as one of the idle workers, for the next job; NULL when none
- * came in time, when enough wait already, or when the front stops. */
-static struct ws_job *wait_for_job(struct ws_front *f, struct ws_worker *w)
-{
-	struct timespec until;
-	struct ws_job *j;
-
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += IDLE_WORKER_MS / 1000;
-	pthread_mutex_lock(&f->lock);
-	if (f->workers_exit || f->n_idle >= IDLE_WORKERS_MAX) {
-		pthread_mutex_unlock(&f->lock);
-		return NULL;
-	}
-	w->job = NULL;
-	w->next = f->idle;
-	f->idle = w;
-	f->n_idle++;
-	while (!w->job && !f->workers_exit &&
-	       pthread_cond_timedwait(&w->wake, &f->lock, &until) == 0)
-		;
-	j = w->job;
-	if (!j) { /* still on the list: the one who hands a job takes it off */
-		struct ws_worker **p;
-
-		for (p = &f->idle; *p != w; p = &(*p)->next)
-			;
-		*p = w->next;
-		f->n_idle--;
-	}
-	pthread_mutex_unlock(&f->lock);
-	return j;
-}
-
-static void *worker_main(void *arg)
-{
-	struct ws_job *j = arg;
-	struct ws_front *f = j->conn->front;
-	struct ws_worker self;
-	pthread_condattr_t ca;
-
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&self.wake, &ca);
-	pthread_condattr_destroy(&ca);
-	do
-		run_jobs(j);
-	while ((j = wait_for_job(f, &self)));
-	pthread_cond_destroy(&self.wake);
-	atomic_fetch_sub(&f->threads, 1); /* the last touch of f */
 	return NULL;
 }
 
-/* Hand j to an idle worker, or start one for it. */
 static int spawn_worker(struct ws_job *j)
 {
-	struct ws_front *f = j->conn->front;
 	pthread_attr_t attr;
 	pthread_t t;
 	int rc;
 
-	conn_ref(j->conn);
-	atomic_fetch_add(&f->workers, 1);
-	pthread_mutex_lock(&f->lock);
-	if (f->idle) {
-		struct ws_worker *w = f->idle;
-
-		f->idle = w->next;
-		f->n_idle--;
-		w->job = j;
-		pthread_cond_signal(&w->wake);
-		pthread_mutex_unlock(&f->lock);
-		return 0;
-	}
-	pthread_mutex_unlock(&f->lock);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, WORKER_STACK_SIZE);
-	atomic_fetch_add(&f->threads, 1);
+	conn_ref(j->conn);
+	atomic_fetch_add(&j->conn->front->workers, 1);
 	rc = pthread_create(&t, &attr, worker_main, j);
 	pthread_attr_destroy(&attr);
 	if (rc != 0) {
-		atomic_fetch_sub(&f->threads, 1);
-		atomic_fetch_sub(&f->workers, 1);
+		atomic_fetch_sub(&j->conn->front->workers, 1);
 		conn_unref(j->conn);
 		return -1;
 	}
 	return 0;
-}
-
-/* End the idle workers, and wait until no worker thread is left to touch
- * the front: a worker that has just finished may still be on its way to
- * the idle list. */
-static void end_workers(struct ws_front *f)
-{
-	pthread_mutex_lock(&f->lock);
-	f->workers_exit = true;
-	for (struct ws_worker *w = f->idle; w; w = w->next)
-		pthread_cond_signal(&w->wake);
-	pthread_mutex_unlock(&f->lock);
-	while (atomic_load(&f->threads) > 0)
-		usleep(1000);
 }
 
 /* ---- messages from the client (service thread) ---- */
@@ -972,7 +873,6 @@ struct ws_front *ws_front_start(const struct config *cfg)
 	pthread_mutex_init(&f->lock, NULL);
 	atomic_init(&f->stop, false);
 	atomic_init(&f->workers, 0);
-	atomic_init(&f->threads, 0);
 	f->ctx = lws_create_context(&info);
 	if (!f->ctx) {
 		log_error("ws", "cannot create the libwebsockets context");
@@ -1141,7 +1041,6 @@ void ws_front_stop(struct ws_front *f, unsigned drain_s)
 	lws_context_destroy(f->ctx);
 	while (atomic_load(&f->workers) > 0)
 		usleep(POLL_STEP_MS * 1000);
-	end_workers(f);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
