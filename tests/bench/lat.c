@@ -25,12 +25,37 @@
 static int conn_fd = -1;
 static long reconnects;
 
+static int read_some(char *buf, size_t size)
+{
+	for (;;) {
+		ssize_t k = read(conn_fd, buf, size);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		return (int)k;
+	}
+}
+
+static int write_all(const char *p, size_t len)
+{
+	while (len) {
+		ssize_t k = write(conn_fd, p, len);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		len -= (size_t)k;
+	}
+	return 0;
+}
+
 static int one_request(const char *host, unsigned port, const char *req,
 		       size_t len, struct http_parser *hp)
 {
 	static char buf[65536];
 	static size_t have, off;
-	size_t sent = 0;
 
 	if (conn_fd < 0) {
 		conn_fd = tcp_connect(host, port, false);
@@ -39,15 +64,8 @@ static int one_request(const char *host, unsigned port, const char *req,
 		reconnects++;
 		have = off = 0;
 	}
-	while (sent < len) {
-		ssize_t k = write(conn_fd, req + sent, len - sent);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			goto fail;
-		sent += (size_t)k;
-	}
+	if (write_all(req, len) < 0)
+		goto fail;
 	hp_init(hp);
 	for (;;) {
 		if (off < have) {
@@ -57,10 +75,8 @@ static int one_request(const char *host, unsigned port, const char *req,
 			if (hp->done)
 				break;
 		}
-		ssize_t k = read(conn_fd, buf, sizeof(buf));
+		int k = read_some(buf, sizeof(buf));
 
-		if (k < 0 && errno == EINTR)
-			continue;
 		if (k == 0 && hp->close && !hp->chunked) {
 			hp->done = true;
 			break;
@@ -95,32 +111,6 @@ static void on_ws_text(void *ud, const char *p, size_t n)
 	while (n-- && msg_head_len < sizeof(msg_head) - 1)
 		msg_head[msg_head_len++] = *p++;
 	msg_head[msg_head_len] = '\0';
-}
-
-static int read_some(char *buf, size_t size)
-{
-	for (;;) {
-		ssize_t k = read(conn_fd, buf, size);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		return (int)k;
-	}
-}
-
-static int write_all(const char *p, size_t len)
-{
-	while (len) {
-		ssize_t k = write(conn_fd, p, len);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		len -= (size_t)k;
-	}
-	return 0;
 }
 
 /* Connects and upgrades; frames that came with the 101 are fed on. */
