@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../ws_client_frame.h"
+
 uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -278,28 +280,11 @@ char *ws_build_text(const char *text, size_t n, size_t *len)
 {
 	/* a client masks every frame; the key need not be secret here */
 	static const unsigned char mask[4] = { 0x37, 0xfa, 0x21, 0x3d };
-	unsigned char *out = malloc(n + 14);
-	size_t k = 0;
+	unsigned char *out = malloc(n + WS_CLIENT_FRAME_HEAD_MAX);
 
 	if (!out)
 		abort();
-	out[k++] = 0x81; /* FIN, text */
-	if (n < 126) {
-		out[k++] = (unsigned char)(0x80 | n);
-	} else if (n < 65536) {
-		out[k++] = 0x80 | 126;
-		out[k++] = (unsigned char)(n >> 8);
-		out[k++] = (unsigned char)n;
-	} else {
-		out[k++] = 0x80 | 127;
-		for (int i = 7; i >= 0; i--)
-			out[k++] = (unsigned char)((uint64_t)n >> (8 * i));
-	}
-	memcpy(out + k, mask, 4);
-	k += 4;
-	for (size_t i = 0; i < n; i++)
-		out[k + i] = (unsigned char)text[i] ^ mask[i % 4];
-	*len = k + n;
+	*len = ws_client_frame(out, 1, text, n, mask);
 	return (char *)out;
 }
 

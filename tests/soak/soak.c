@@ -54,6 +54,8 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 
+#include "../ws_client_frame.h"
+
 #define MAX_CONC 256
 #define MAX_CHECKPOINTS 8
 #define MAX_REPORTED 20
@@ -486,35 +488,17 @@ static bool send_all(int fd, const void *p, size_t n)
 /* One masked frame, as a client must send it. */
 static bool ws_send(struct slot *s, int opcode, const char *p, size_t n)
 {
-	unsigned char hdr[14];
-	size_t h = 0;
 	uint32_t m = (uint32_t)rnd();
 	unsigned char mask[4] = { (unsigned char)m, (unsigned char)(m >> 8),
 				  (unsigned char)(m >> 16),
 				  (unsigned char)(m >> 24) };
-	char *out = malloc(n + sizeof(hdr));
+	unsigned char *out = malloc(n + WS_CLIENT_FRAME_HEAD_MAX);
 	bool ok;
 
 	if (!out)
 		die("out of memory");
-	hdr[h++] = (unsigned char)(0x80 | opcode);
-	if (n < 126) {
-		hdr[h++] = (unsigned char)(0x80 | n);
-	} else if (n < 65536) {
-		hdr[h++] = 0x80 | 126;
-		hdr[h++] = (unsigned char)(n >> 8);
-		hdr[h++] = (unsigned char)n;
-	} else {
-		hdr[h++] = 0x80 | 127;
-		for (int i = 7; i >= 0; i--)
-			hdr[h++] = (unsigned char)((uint64_t)n >> (8 * i));
-	}
-	memcpy(hdr + h, mask, 4);
-	h += 4;
-	memcpy(out, hdr, h);
-	for (size_t i = 0; i < n; i++)
-		out[h + i] = (char)(p[i] ^ mask[i % 4]);
-	ok = send_all(s->fd, out, h + n);
+	ok = send_all(s->fd, out,
+		      ws_client_frame(out, opcode, p, n, mask));
 	free(out);
 	return ok;
 }
