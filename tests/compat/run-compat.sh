@@ -13,6 +13,13 @@ command -v node >/dev/null 2>&1 || { echo "node not found: skipped"; exit 77; }
 work=$(mktemp -d /tmp/lb-compat-XXXXXX)
 mock_pid= daemon_pid=
 cleanup() {
+	rc=$?
+	# a failure shows what the daemon and the mock said meanwhile
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+		for f in daemon.log tls.log mock.log; do
+			[ -s "$work/$f" ] && { echo "--- $f (last 40 lines)"; tail -n 40 "$work/$f"; }
+		done
+	fi
 	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null || :
 	[ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null || :
 	wait 2>/dev/null || :
@@ -27,7 +34,7 @@ cp "$srcdir/package.json" "$srcdir/package-lock.json" "$srcdir"/*.mjs "$work/"
 if [ -d "$cache/node_modules" ] && cmp -s "$cache/package-lock.json" "$srcdir/package-lock.json"; then
 	cp -r "$cache/node_modules" "$work/"
 else
-	(cd "$work" && npm ci --no-audit --no-fund --loglevel=error)
+	(cd "$work" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error)
 	rm -rf "$cache" && mkdir -p "$cache" &&
 		cp -r "$work/node_modules" "$srcdir/package-lock.json" "$cache/" || :
 fi
