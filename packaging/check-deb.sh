@@ -140,6 +140,10 @@ done
 health=$(curl -fsS "http://127.0.0.1:$port/health") ||
 	{ cat "$tmp/daemon.log"; fail "GET /health"; }
 echo "$health" | grep -q '"ok"' || fail "GET /health answered $health"
+# the package depends on libwebsockets' libev plugin: the WebSocket front
+# must run on it, not fall back to polling every socket
+grep -q 'WebSocket event loop: libev (epoll)' "$tmp/daemon.log" ||
+	{ cat "$tmp/daemon.log"; fail "the WebSocket front is not on libev's epoll loop"; }
 $as_root kill -TERM "$pid"
 rc=0
 wait "$pid" || rc=$?

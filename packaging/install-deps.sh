@@ -9,7 +9,8 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
 	build-essential autoconf automake libtool pkg-config ca-certificates \
-	libmicrohttpd-dev libwebsockets-dev libcurl4-gnutls-dev libjson-c-dev \
+	libmicrohttpd-dev libwebsockets-dev libev-dev libwebsockets-evlib-ev \
+	libcurl4-gnutls-dev libjson-c-dev \
 	libyaml-dev libgnutls28-dev libpcre2-dev libsqlite3-dev check \
 	gnutls-bin \
 	cppcheck clang-tidy valgrind

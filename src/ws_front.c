@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <ev.h>
 #include <libwebsockets.h>
 
 #include "log.h"
@@ -87,6 +88,7 @@ struct pss {
 };
 
 struct ws_front {
+	struct ev_loop *loop;      /* NULL: libwebsockets' own poll() loop */
 	struct lws_context *ctx;
 	struct lws_vhost *vhost;
 	pthread_t thread;
@@ -805,6 +807,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		on_wake(f);
+		if (f->loop && atomic_load(&f->stop))
+			ev_break(f->loop, EVBREAK_ALL);
 		return 0;
 	case LWS_CALLBACK_HTTP:
 		/* GET /v1/ws without an Upgrade */
@@ -839,9 +843,65 @@ static void *service_main(void *arg)
 	struct ws_front *f = arg;
 
 	thread_use_c_locale(); /* WebSocket messages are parsed here */
+	if (f->loop) {
+		/* until a wake-up finds f->stop set */
+		ev_run(f->loop, 0);
+		return NULL;
+	}
 	while (!atomic_load(&f->stop))
 		lws_service(f->ctx, 0);
 	return NULL;
+}
+
+/*
+ * libwebsockets 4.1's own loop poll()s every socket on each turn, and a
+ * streamed chunk takes two or three turns: with hundreds of sockets open
+ * that scan was the largest cost per frame. Under an epoll loop of libev
+ * (libwebsockets' evlib plugin, on a loop of ours so that it leaves
+ * signals alone) a turn costs what is ready, not what is open. Without
+ * the plugin, or with LB_WS_EVENT_LOOP=poll, the own loop serves.
+ */
+static struct lws_context *create_context(struct ws_front *f,
+					  struct lws_context_creation_info *info)
+{
+	const char *want = getenv("LB_WS_EVENT_LOOP");
+	bool poll_loop = want && strcmp(want, "poll") == 0;
+	struct lws_context *ctx;
+	void *loops[1];
+
+	if (want && *want && !poll_loop && strcmp(want, "libev") != 0)
+		log_warn("ws", "LB_WS_EVENT_LOOP is \"poll\" or \"libev\", not "
+			 "\"%s\": libev is used", want);
+	if (!poll_loop) {
+		f->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV |
+				      EVFLAG_NOSIGMASK);
+		if (!f->loop)
+			log_warn("ws", "libev cannot create a loop: the "
+				 "WebSocket front polls every socket");
+	}
+	if (f->loop) {
+		loops[0] = f->loop;
+		info->options |= LWS_SERVER_OPTION_LIBEV;
+		info->foreign_loops = loops;
+		ctx = lws_create_context(info);
+		info->options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+		info->foreign_loops = NULL;
+		if (ctx) {
+			log_info("ws", "WebSocket event loop: libev (%s)",
+				 ev_backend(f->loop) == EVBACKEND_EPOLL ?
+				 "epoll" : "no epoll");
+			return ctx;
+		}
+		log_warn("ws", "libwebsockets cannot run on libev (is its "
+			 "plugin, libwebsockets-evlib-ev, installed?): the "
+			 "WebSocket front polls every socket");
+		ev_loop_destroy(f->loop);
+		f->loop = NULL;
+	}
+	ctx = lws_create_context(info);
+	if (ctx)
+		log_info("ws", "WebSocket event loop: poll");
+	return ctx;
 }
 
 struct ws_front *ws_front_start(const struct config *cfg)
@@ -873,7 +933,7 @@ struct ws_front *ws_front_start(const struct config *cfg)
 	pthread_mutex_init(&f->lock, NULL);
 	atomic_init(&f->stop, false);
 	atomic_init(&f->workers, 0);
-	f->ctx = lws_create_context(&info);
+	f->ctx = create_context(f, &info);
 	if (!f->ctx) {
 		log_error("ws", "cannot create the libwebsockets context");
 		goto fail;
@@ -891,6 +951,8 @@ struct ws_front *ws_front_start(const struct config *cfg)
 fail:
 	if (f->ctx)
 		lws_context_destroy(f->ctx);
+	if (f->loop)
+		ev_loop_destroy(f->loop);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 	return NULL;
@@ -1041,6 +1103,8 @@ void ws_front_stop(struct ws_front *f, unsigned drain_s)
 	lws_context_destroy(f->ctx);
 	while (atomic_load(&f->workers) > 0)
 		usleep(POLL_STEP_MS * 1000);
+	if (f->loop)
+		ev_loop_destroy(f->loop);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }

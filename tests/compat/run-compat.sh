@@ -16,7 +16,7 @@ cleanup() {
 	rc=$?
 	# a failure shows what the daemon and the mock said meanwhile
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
-		for f in daemon.log tls.log mock.log; do
+		for f in daemon.log tls.log poll.log mock.log; do
 			[ -s "$work/$f" ] && { echo "--- $f (last 40 lines)"; tail -n 40 "$work/$f"; }
 		done
 	fi
@@ -71,15 +71,34 @@ providers:
       deepseek-chat: { timeout: 10 }
 EOC
 printf 'ACCESS_API_KEYS=sk-compat-client-key\nMOCK_API_KEY=sk-compat-provider\nGEM_API_KEY=sk-compat-gemini\nDEEP_API_KEY=sk-compat-deepseek\n' >"$work/env"
-"$LB_DAEMON" --config "$work/config.yaml" --env-file "$work/env" 2>"$work/daemon.log" &
-daemon_pid=$!
-port=
-for _ in $(seq 200); do
-	port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$work/daemon.log")
-	[ -n "$port" ] && break
-	sleep 0.05
-done
-[ -n "$port" ] || { cat "$work/daemon.log"; echo "daemon did not start"; exit 1; }
+
+# start_daemon CONFIG LOG: the daemon in the background; sets started_pid
+# and started_port once it listens
+start_daemon() {
+	"$LB_DAEMON" --config "$1" --env-file "$work/env" 2>"$2" &
+	started_pid=$!
+	started_port=
+	for _ in $(seq 200); do
+		started_port=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$2")
+		[ -n "$started_port" ] && return 0
+		sleep 0.05
+	done
+	cat "$2"; echo "daemon ($1) did not start"; exit 1
+}
+# stop_daemon PID LOG: SIGTERM, and a clean exit (no crash, and no leak
+# when built with sanitizers)
+stop_daemon() {
+	kill "$1"
+	rc=0; wait "$1" || rc=$?
+	[ "$rc" -eq 0 ] || { cat "$2"; echo "daemon exited $rc"; exit 1; }
+}
+
+start_daemon "$work/config.yaml" "$work/daemon.log"
+daemon_pid=$started_pid port=$started_port
+# the WebSocket front runs on libev's epoll loop (the poll() loop is the
+# fallback for a missing plugin, tested below)
+grep -q 'WebSocket event loop: libev (epoll)' "$work/daemon.log" ||
+	{ cat "$work/daemon.log"; echo "the WebSocket front is not on libev's epoll loop"; exit 1; }
 
 export LB_CLIENT_KEY=sk-compat-client-key LB_MOCK_URL="http://127.0.0.1:$mport" \
 	LB_PAGE_PORT=$page_port LB_DAEMON_PID=$daemon_pid
@@ -108,27 +127,25 @@ echo "# TLS: the SDK and ws trusting the test CA"
 } >/dev/null 2>&1) || { echo "certtool failed"; exit 1; }
 sed "s|^  port: 0|  port: 0\n  tls: { cert: $work/srv.pem, key: $work/srv.key }|" \
 	"$work/config.yaml" >"$work/tls.yaml"
-"$LB_DAEMON" --config "$work/tls.yaml" --env-file "$work/env" 2>"$work/tls.log" &
-tls_pid=$!
-tport=
-for _ in $(seq 200); do
-	tport=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' "$work/tls.log")
-	[ -n "$tport" ] && break
-	sleep 0.05
-done
-[ -n "$tport" ] || { cat "$work/tls.log"; echo "TLS daemon did not start"; exit 1; }
-(cd "$work" && NODE_EXTRA_CA_CERTS="$work/ca.pem" LB_TLS_BASE_URL="https://127.0.0.1:$tport/v1" \
+start_daemon "$work/tls.yaml" "$work/tls.log"
+tls_pid=$started_pid
+(cd "$work" && NODE_EXTRA_CA_CERTS="$work/ca.pem" LB_TLS_BASE_URL="https://127.0.0.1:$started_port/v1" \
 	timeout 600 node --test --test-reporter=spec tls.test.mjs) || { kill "$tls_pid"; exit 1; }
-kill "$tls_pid"
-rc=0; wait "$tls_pid" || rc=$?
-[ "$rc" -eq 0 ] || { cat "$work/tls.log"; echo "TLS daemon exited $rc"; exit 1; }
-if grep -q 'sk-compat-' "$work/daemon.log" "$work/tls.log"; then
+stop_daemon "$tls_pid" "$work/tls.log"
+# The WebSocket suite again on libwebsockets' own poll() loop, which
+# serves where the libev plugin is missing
+echo "# WebSocket on the poll() loop"
+export LB_WS_EVENT_LOOP=poll
+start_daemon "$work/config.yaml" "$work/poll.log"
+unset LB_WS_EVENT_LOOP
+poll_pid=$started_pid
+grep -q 'WebSocket event loop: poll' "$work/poll.log" ||
+	{ cat "$work/poll.log"; echo "LB_WS_EVENT_LOOP=poll was not followed"; exit 1; }
+(cd "$work" && LB_BASE_URL="http://127.0.0.1:$started_port/v1" LB_DAEMON_PID=$poll_pid \
+	timeout 600 node --test --test-reporter=spec ws.test.mjs) || { kill "$poll_pid"; exit 1; }
+stop_daemon "$poll_pid" "$work/poll.log"
+if grep -q 'sk-compat-' "$work/daemon.log" "$work/tls.log" "$work/poll.log"; then
 	echo "a key appeared in the daemon log"; exit 1
 fi
-# a clean exit: no crash, and no leak when built with sanitizers
-kill "$daemon_pid"
-rc=0; wait "$daemon_pid" || rc=$?
-daemon_pid=
-if [ "$rc" -ne 0 ]; then
-	cat "$work/daemon.log"; echo "daemon exited $rc"; exit 1
-fi
+pid=$daemon_pid daemon_pid=
+stop_daemon "$pid" "$work/daemon.log"
