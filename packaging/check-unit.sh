@@ -49,6 +49,14 @@ systemctl is-active -q llm-bridge && ok "service active" || no "service not acti
 curl -fsS http://127.0.0.1:1219/health | grep -q '"ok"' && ok "/health" || no "/health"
 curl -fsS -H "$auth" http://127.0.0.1:1219/v1/models | grep -q '"openai/gpt-4o"' &&
 	ok "/v1/models with the key from llm-bridge.env" || no "/v1/models"
+# The WebSocket front: its epoll loop passes the system call filter, and
+# an upgrade is answered (curl holds the socket open until -m ends it)
+journalctl -q -u llm-bridge | grep -q 'WebSocket event loop: libev (epoll)' &&
+	ok "WebSocket front on libev's epoll loop" || no "WebSocket front not on libev's epoll loop"
+curl -si -m 2 -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
+	-H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' \
+	-H "$auth" http://127.0.0.1:1219/v1/ws | head -n 1 | grep -q ' 101 ' &&
+	ok "WebSocket upgrade answered 101" || no "WebSocket upgrade not answered 101"
 # A provider on loopback that refuses connections; reload to apply it.
 sed -i 's/^providers:$/providers:\n  local:\n    base_url: "http:\/\/127.0.0.1:9\/v1"\n    allow_unlisted_models: true/' /etc/llm-bridge/config.yaml
 llm-bridge --check-config --config /etc/llm-bridge/config.yaml || no "edited config invalid"
