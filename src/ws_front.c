@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -32,6 +33,14 @@
 #define MAX_JOBS_PER_CONN 32
 #define MAX_PENDING_FDS 1024
 #define WORKER_STACK_SIZE ((size_t)256 * 1024)
+/* A worker that finishes waits this long for the next chat before its
+ * thread ends, and no more than this many wait. A client that sends its
+ * next request as soon as an answer is in gets a running thread instead
+ * of a new one (a thread's start and end cost about as much CPU as the
+ * request); waiting longer keeps idle stacks and malloc caches resident,
+ * which the soak showed as RSS growth (doc/performance.md). */
+#define LINGER_WORKERS_MAX 8
+#define LINGER_US 2000
 #define PUMP_WAIT_MS 250
 #define POLL_STEP_MS 20
 
@@ -42,6 +51,13 @@ struct ws_out {
 };
 
 struct ws_conn;
+
+/* A worker thread with no chat, waiting on front->lingering for one. */
+struct ws_worker {
+	pthread_cond_t wake;
+	struct ws_job *job;        /* {front->lock}: handed over, or NULL */
+	struct ws_worker *next;    /* front->lingering, {front->lock} */
+};
 
 /* One chat request on a socket. */
 struct ws_job {
@@ -93,10 +109,14 @@ struct ws_front {
 	struct lws_vhost *vhost;
 	pthread_t thread;
 	atomic_bool stop;
-	atomic_int workers;
+	atomic_int workers;        /* chats being worked on */
+	atomic_int threads;        /* worker threads, busy or lingering */
 	pthread_mutex_t lock;
 	struct ws_conn *live;      /* {lock} */
 	struct ws_conn *ready;     /* {lock}: sockets with text to send */
+	struct ws_worker *lingering; /* {lock}: workers waiting for a chat */
+	unsigned n_lingering;      /* {lock} */
+	bool workers_exit;         /* {lock}: lingering workers end at once */
 	int pending[MAX_PENDING_FDS]; /* {lock}: sockets to adopt */
 	size_t n_pending;
 	bool destroying;           /* {lock}: ctx is going away */
@@ -370,9 +390,9 @@ static void unlink_job(struct ws_conn *c, struct ws_job *j)
 	}
 }
 
-static void *worker_main(void *arg)
+/* Runs j, and the id-less requests queued behind it on its socket. */
+static void run_jobs(struct ws_job *j)
 {
-	struct ws_job *j = arg;
 	struct ws_conn *c = j->conn;
 	struct ws_front *f = c->front;
 
@@ -403,28 +423,115 @@ static void *worker_main(void *arg)
 	}
 	conn_unref(c);
 	atomic_fetch_sub(&f->workers, 1);
+}
+
+/* Wait, as one of the lingering workers, for the next chat: NULL when
+ * none came in time, when enough linger already, or when the front
+ * stops. */
+static struct ws_job *linger(struct ws_front *f, struct ws_worker *w)
+{
+	struct timespec until;
+	struct ws_job *j;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += LINGER_US * 1000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&f->lock);
+	if (f->workers_exit || f->n_lingering >= LINGER_WORKERS_MAX) {
+		pthread_mutex_unlock(&f->lock);
+		return NULL;
+	}
+	w->job = NULL;
+	w->next = f->lingering;
+	f->lingering = w;
+	f->n_lingering++;
+	while (!w->job && !f->workers_exit &&
+	       pthread_cond_timedwait(&w->wake, &f->lock, &until) == 0)
+		;
+	j = w->job;
+	if (!j) { /* still listed: whoever hands over a chat unlists */
+		struct ws_worker **p;
+
+		for (p = &f->lingering; *p != w; p = &(*p)->next)
+			;
+		*p = w->next;
+		f->n_lingering--;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return j;
+}
+
+static void *worker_main(void *arg)
+{
+	struct ws_job *j = arg;
+	struct ws_front *f = j->conn->front;
+	struct ws_worker self;
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&self.wake, &ca);
+	pthread_condattr_destroy(&ca);
+	do
+		run_jobs(j);
+	while ((j = linger(f, &self)));
+	pthread_cond_destroy(&self.wake);
+	atomic_fetch_sub(&f->threads, 1); /* the last touch of f */
 	return NULL;
 }
 
+/* Hand j to a lingering worker, or start one for it. */
 static int spawn_worker(struct ws_job *j)
 {
+	struct ws_front *f = j->conn->front;
 	pthread_attr_t attr;
 	pthread_t t;
 	int rc;
 
+	conn_ref(j->conn);
+	atomic_fetch_add(&f->workers, 1);
+	pthread_mutex_lock(&f->lock);
+	if (f->lingering) {
+		struct ws_worker *w = f->lingering;
+
+		f->lingering = w->next;
+		f->n_lingering--;
+		w->job = j;
+		pthread_cond_signal(&w->wake);
+		pthread_mutex_unlock(&f->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&f->lock);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, WORKER_STACK_SIZE);
-	conn_ref(j->conn);
-	atomic_fetch_add(&j->conn->front->workers, 1);
+	atomic_fetch_add(&f->threads, 1);
 	rc = pthread_create(&t, &attr, worker_main, j);
 	pthread_attr_destroy(&attr);
 	if (rc != 0) {
-		atomic_fetch_sub(&j->conn->front->workers, 1);
+		atomic_fetch_sub(&f->threads, 1);
+		atomic_fetch_sub(&f->workers, 1);
 		conn_unref(j->conn);
 		return -1;
 	}
 	return 0;
+}
+
+/* End the lingering workers, and wait until no worker thread is left to
+ * touch the front: one that has just finished may be on its way to the
+ * list. */
+static void end_workers(struct ws_front *f)
+{
+	pthread_mutex_lock(&f->lock);
+	f->workers_exit = true;
+	for (struct ws_worker *w = f->lingering; w; w = w->next)
+		pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&f->lock);
+	while (atomic_load(&f->threads) > 0)
+		usleep(1000);
 }
 
 /* ---- messages from the client (service thread) ---- */
@@ -933,6 +1040,7 @@ struct ws_front *ws_front_start(const struct config *cfg)
 	pthread_mutex_init(&f->lock, NULL);
 	atomic_init(&f->stop, false);
 	atomic_init(&f->workers, 0);
+	atomic_init(&f->threads, 0);
 	f->ctx = create_context(f, &info);
 	if (!f->ctx) {
 		log_error("ws", "cannot create the libwebsockets context");
@@ -1103,6 +1211,7 @@ void ws_front_stop(struct ws_front *f, unsigned drain_s)
 	lws_context_destroy(f->ctx);
 	while (atomic_load(&f->workers) > 0)
 		usleep(POLL_STEP_MS * 1000);
+	end_workers(f);
 	if (f->loop)
 		ev_loop_destroy(f->loop);
 	pthread_mutex_destroy(&f->lock);

@@ -2680,6 +2680,51 @@ END_TEST
  * (http_front.c). Every head the listener lets in must fit it with its
  * answer, streamed or not, on a new connection and on a kept-alive one,
  * at the smallest, the default and the largest limit the config takes. */
+/* Workers that have answered linger for the next chat; a stop that comes
+ * right after the answers must end them at once and exit cleanly (under
+ * the sanitizers: nothing touched after the front is freed). */
+START_TEST(ws_stop_while_workers_linger)
+{
+	static const char *const ids[] = { "a", "b", "c", "d" };
+
+	for (int round = 0; round < 10; round++) {
+		struct h_proc d;
+		char *cfg = config_text(mock.port, 16, 0, 0);
+		struct buf text;
+		char chat[256];
+		int fd, code = 0;
+		double t0;
+
+		h_daemon_start(&d, cfg, env_text);
+		free(cfg);
+		fd = ws_open(d.port, true);
+		buf_init(&text, 0);
+		for (size_t i = 0; i < ARRAY_SIZE_(ids); i++) {
+			snprintf(chat, sizeof(chat), "{\"type\":\"chat\","
+				 "\"id\":\"%s\",\"payload\":{\"model\":"
+				 "\"mock/gpt-test\",\"stream\":false,"
+				 "\"messages\":[{\"role\":\"user\",\"content\":"
+				 "\"hi [mock chunks=1]\"}]}}", ids[i]);
+			ws_send_text(fd, chat);
+		}
+		for (size_t i = 0; i < ARRAY_SIZE_(ids); i++) {
+			ck_assert_int_eq(ws_next(fd, 5000, &text, &code), 1);
+			buf_appends(&text, "");
+			ck_assert_msg(!strncmp(text.data,
+					       "{\"type\":\"completion\"", 20),
+				      "round %d: %.200s", round, text.data);
+		}
+		buf_free(&text);
+		t0 = h_now_ms();
+		ck_assert_int_eq(h_proc_stop(&d), 0);
+		/* no chat was running: nothing to drain */
+		ck_assert_msg(h_now_ms() - t0 < 1000, "stop took %.0f ms",
+			      h_now_ms() - t0);
+		close(fd);
+	}
+}
+END_TEST
+
 START_TEST(heads_at_the_limit)
 {
 	static const int limits[] = { 1024, MAX_HEAD, 65536 };
@@ -2742,6 +2787,7 @@ static Suite *hostile_suite(void)
 	tcase_add_test(slow, heads_at_the_limit);
 	tcase_add_test(slow, stream_framing);
 	tcase_add_test(slow, ws_id_reused_at_once);
+	tcase_add_test(slow, ws_stop_while_workers_linger);
 	suite_add_tcase(s, slow);
 	return s;
 }
