@@ -9,6 +9,8 @@
  * connection is shared between the service thread and its workers and is
  * reference-counted; its outbox, job list and closed flag are guarded by
  * its mutex. Lock order: front->lock before conn->lock, never the reverse.
+ * A worker runs one chat (or a socket's queue of id-less ones), then
+ * lingers briefly for the next chat of any socket before its thread ends.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -36,9 +38,10 @@
 /* A worker that finishes waits this long for the next chat before its
  * thread ends, and no more than this many wait. A client that sends its
  * next request as soon as an answer is in gets a running thread instead
- * of a new one (a thread's start and end cost about as much CPU as the
- * request); waiting longer keeps idle stacks and malloc caches resident,
- * which the soak showed as RSS growth (doc/performance.md). */
+ * of a new one (a thread's start and end are about 10 us of CPU, an
+ * eighth of a short request's); waiting longer keeps idle stacks and
+ * malloc caches resident, which the soak showed as RSS growth
+ * (doc/performance.md). */
 #define LINGER_WORKERS_MAX 8
 #define LINGER_US 2000
 #define PUMP_WAIT_MS 250
