@@ -610,8 +610,8 @@ static void *flush_main(void *arg)
 
 	pthread_mutex_lock(&u->lock);
 	while (!u->stopping) {
-		clock_gettime(CLOCK_MONOTONIC, &deadline);
-		deadline.tv_sec += u->interval_s;
+		monotonic_deadline(&deadline,
+				   (uint64_t)u->interval_s * 1000000u);
 		while (!u->stopping &&
 		       pthread_cond_timedwait(&u->wake, &u->lock,
 					      &deadline) != ETIMEDOUT)
@@ -624,16 +624,6 @@ static void *flush_main(void *arg)
 	}
 	pthread_mutex_unlock(&u->lock);
 	return NULL;
-}
-
-static void cond_init_monotonic(pthread_cond_t *c)
-{
-	pthread_condattr_t ca;
-
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(c, &ca);
-	pthread_condattr_destroy(&ca);
 }
 
 /* Free everything; the flush thread, if any, must be stopped. */

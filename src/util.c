@@ -91,6 +91,27 @@ uint64_t now_ms(void)
 	return now_us() / 1000u;
 }
 
+void cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+void monotonic_deadline(struct timespec *ts, uint64_t after_us)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += (time_t)(after_us / 1000000u);
+	ts->tv_nsec += (long)(after_us % 1000000u) * 1000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 bool ct_equal(const void *a, const void *b, size_t n)
 {
 	const volatile unsigned char *x = a, *y = b;

@@ -7,9 +7,11 @@
 #ifndef LB_UTIL_H
 #define LB_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
@@ -42,6 +44,11 @@ long hex4(const char *p, size_t avail);
 /* Monotonic clock in microseconds / milliseconds. */
 uint64_t now_us(void);
 uint64_t now_ms(void);
+/* A condition variable whose timed waits run on the monotonic clock (a
+ * wall clock step must neither stall nor hurry them), and the deadline
+ * after_us from now on that clock, for pthread_cond_timedwait(). */
+void cond_init_monotonic(pthread_cond_t *c);
+void monotonic_deadline(struct timespec *ts, uint64_t after_us);
 
 /* Compare n bytes without an early exit. true when equal. */
 bool ct_equal(const void *a, const void *b, size_t n);

@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -436,12 +435,7 @@ static struct ws_job *linger(struct ws_front *f, struct ws_worker *w)
 	struct timespec until;
 	struct ws_job *j;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_nsec += LINGER_US * 1000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	monotonic_deadline(&until, LINGER_US);
 	pthread_mutex_lock(&f->lock);
 	if (f->workers_exit || f->n_lingering >= LINGER_WORKERS_MAX) {
 		pthread_mutex_unlock(&f->lock);
@@ -472,12 +466,8 @@ static void *worker_main(void *arg)
 	struct ws_job *j = arg;
 	struct ws_front *f = j->conn->front;
 	struct ws_worker self;
-	pthread_condattr_t ca;
 
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&self.wake, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&self.wake);
 	do
 		run_jobs(j);
 	while ((j = linger(f, &self)));

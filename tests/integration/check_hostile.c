@@ -2643,15 +2643,34 @@ static void pin_with_daemon(pid_t pid, const cpu_set_t *set)
  * and every daemon thread on one CPU, the client's next request reaches
  * the service thread before the worker that queued the answer runs again
  * to let go of the request, which is the order that once failed. */
+/* A non-streamed chat message under id. */
+static void ws_send_chat(int fd, const char *id)
+{
+	char chat[256];
+
+	snprintf(chat, sizeof(chat), "{\"type\":\"chat\",\"id\":\"%s\","
+		 "\"payload\":{\"model\":\"mock/gpt-test\",\"stream\":false,"
+		 "\"messages\":[{\"role\":\"user\",\"content\":"
+		 "\"hi [mock chunks=1]\"}]}}", id);
+	ws_send_text(fd, chat);
+}
+
+/* The next message must be a completion; n says which, for the report. */
+static void ws_expect_completion(int fd, struct buf *text, int n)
+{
+	int code = 0;
+
+	ck_assert_int_eq(ws_next(fd, 5000, text, &code), 1);
+	buf_appends(text, "");
+	ck_assert_msg(!strncmp(text->data, "{\"type\":\"completion\"", 20),
+		      "answer %d: %.200s", n, text->data);
+}
+
 START_TEST(ws_id_reused_at_once)
 {
 	cpu_set_t one, all;
-	static const char chat[] = "{\"type\":\"chat\",\"id\":\"r\","
-		"\"payload\":{\"model\":\"mock/gpt-test\",\"stream\":false,"
-		"\"messages\":[{\"role\":\"user\",\"content\":"
-		"\"hi [mock chunks=1]\"}]}}";
 	struct buf text;
-	int fd = ws_open(daemon_.port, true), code = 0;
+	int fd = ws_open(daemon_.port, true);
 
 	ck_assert_int_eq(sched_getaffinity(0, sizeof(all), &all), 0);
 	CPU_ZERO(&one);
@@ -2663,11 +2682,8 @@ START_TEST(ws_id_reused_at_once)
 	pin_with_daemon(daemon_.pid, &one);
 	buf_init(&text, 0);
 	for (int i = 0; i < 2000; i++) {
-		ws_send_text(fd, chat);
-		ck_assert_int_eq(ws_next(fd, 5000, &text, &code), 1);
-		buf_appends(&text, "");
-		ck_assert_msg(!strncmp(text.data, "{\"type\":\"completion\"", 20),
-			      "request %d: %.200s", i, text.data);
+		ws_send_chat(fd, "r");
+		ws_expect_completion(fd, &text, i);
 	}
 	pin_with_daemon(daemon_.pid, &all);
 	buf_free(&text);
@@ -2675,11 +2691,6 @@ START_TEST(ws_id_reused_at_once)
 }
 END_TEST
 
-/* libmicrohttpd keeps a request's head, a record of each field and the
- * response in one pool per connection, sized from server.max_header_bytes
- * (http_front.c). Every head the listener lets in must fit it with its
- * answer, streamed or not, on a new connection and on a kept-alive one,
- * at the smallest, the default and the largest limit the config takes. */
 /* Workers that have answered linger for the next chat; a stop that comes
  * right after the answers must end them at once and exit cleanly (under
  * the sanitizers: nothing touched after the front is freed). */
@@ -2691,29 +2702,17 @@ START_TEST(ws_stop_while_workers_linger)
 		struct h_proc d;
 		char *cfg = config_text(mock.port, 16, 0, 0);
 		struct buf text;
-		char chat[256];
-		int fd, code = 0;
+		int fd;
 		double t0;
 
 		h_daemon_start(&d, cfg, env_text);
 		free(cfg);
 		fd = ws_open(d.port, true);
 		buf_init(&text, 0);
-		for (size_t i = 0; i < ARRAY_SIZE_(ids); i++) {
-			snprintf(chat, sizeof(chat), "{\"type\":\"chat\","
-				 "\"id\":\"%s\",\"payload\":{\"model\":"
-				 "\"mock/gpt-test\",\"stream\":false,"
-				 "\"messages\":[{\"role\":\"user\",\"content\":"
-				 "\"hi [mock chunks=1]\"}]}}", ids[i]);
-			ws_send_text(fd, chat);
-		}
-		for (size_t i = 0; i < ARRAY_SIZE_(ids); i++) {
-			ck_assert_int_eq(ws_next(fd, 5000, &text, &code), 1);
-			buf_appends(&text, "");
-			ck_assert_msg(!strncmp(text.data,
-					       "{\"type\":\"completion\"", 20),
-				      "round %d: %.200s", round, text.data);
-		}
+		for (size_t i = 0; i < ARRAY_SIZE_(ids); i++)
+			ws_send_chat(fd, ids[i]);
+		for (size_t i = 0; i < ARRAY_SIZE_(ids); i++)
+			ws_expect_completion(fd, &text, round);
 		buf_free(&text);
 		t0 = h_now_ms();
 		ck_assert_int_eq(h_proc_stop(&d), 0);
@@ -2725,6 +2724,11 @@ START_TEST(ws_stop_while_workers_linger)
 }
 END_TEST
 
+/* libmicrohttpd keeps a request's head, a record of each field and the
+ * response in one pool per connection, sized from server.max_header_bytes
+ * (http_front.c). Every head the listener lets in must fit it with its
+ * answer, streamed or not, on a new connection and on a kept-alive one,
+ * at the smallest, the default and the largest limit the config takes. */
 START_TEST(heads_at_the_limit)
 {
 	static const int limits[] = { 1024, MAX_HEAD, 65536 };
