@@ -45,6 +45,9 @@
 #define LINGER_US 2000
 #define PUMP_WAIT_MS 250
 #define POLL_STEP_MS 20
+/* Messages written to one socket in one turn at most, so that a socket
+ * with a long backlog cannot hold up the others on the service thread. */
+#define WRITES_PER_TURN 16
 
 struct ws_out {
 	struct ws_out *next;
@@ -122,6 +125,9 @@ struct ws_front {
 	int pending[MAX_PENDING_FDS]; /* {lock}: sockets to adopt */
 	size_t n_pending;
 	bool destroying;           /* {lock}: ctx is going away */
+	/* service thread only: the ready list, taken for one wake-up */
+	struct ws_conn **woken;
+	size_t woken_cap;
 };
 
 /* ---- wake-ups and connection lifetime ---- */
@@ -814,10 +820,9 @@ static void on_closed(struct ws_front *f, struct pss *pss)
 	conn_unref(c);
 }
 
-static int on_writeable(struct lws *wsi, struct ws_conn *c)
+static struct ws_out *outbox_pop(struct ws_conn *c)
 {
 	struct ws_out *o;
-	int n;
 
 	pthread_mutex_lock(&c->lock);
 	o = c->head;
@@ -828,16 +833,38 @@ static int on_writeable(struct lws *wsi, struct ws_conn *c)
 		c->out_bytes -= o->len;
 		pthread_cond_broadcast(&c->space);
 	}
-	bool more = c->head != NULL;
 	pthread_mutex_unlock(&c->lock);
-	if (!o)
-		return 0;
-	n = lws_write(wsi, o->data + LWS_PRE, o->len, LWS_WRITE_TEXT);
-	free(o);
-	if (n < 0)
-		return -1;
-	if (more)
-		lws_callback_on_writable(wsi);
+	return o;
+}
+
+/*
+ * Write what c's outbox holds while the socket takes each message whole.
+ * Service thread only, from WRITEABLE or straight from a wake-up: waiting
+ * for WRITEABLE after every wake-up cost each message two epoll_ctl()
+ * calls and a turn of the loop. libwebsockets 4.1 keeps the unsent rest
+ * of a message itself, sends it before anything written after it, and
+ * arms POLLOUT for it; WRITEABLE follows once it is out. Stopping there
+ * leaves the rest of the stream in the outbox, whose limit is what holds
+ * a worker, and so its provider, when the client reads slowly. Returns -1
+ * when the socket failed.
+ */
+static int flush_outbox(struct lws *wsi, struct ws_conn *c)
+{
+	for (int i = 0; i < WRITES_PER_TURN; i++) {
+		struct ws_out *o;
+		int n;
+
+		if (lws_partial_buffered(wsi))
+			return 0;
+		o = outbox_pop(c);
+		if (!o)
+			return 0;
+		n = lws_write(wsi, o->data + LWS_PRE, o->len, LWS_WRITE_TEXT);
+		free(o);
+		if (n < 0)
+			return -1;
+	}
+	lws_callback_on_writable(wsi);
 	return 0;
 }
 
@@ -858,6 +885,29 @@ static void on_receive(struct lws *wsi, struct ws_conn *c, const void *in,
 		on_message(c);
 }
 
+/* Take the sockets on the ready list, with a reference each. A worker
+ * that queues more text after this finds the list empty and wakes the
+ * service thread again, so nothing waits for a wake-up that was spent. */
+static size_t take_ready(struct ws_front *f)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&f->lock);
+	for (struct ws_conn *c = f->ready; c; c = c->next_ready) {
+		if (n == f->woken_cap) {
+			f->woken_cap = f->woken_cap ? 2 * f->woken_cap : 64;
+			f->woken = xrealloc(f->woken,
+					    f->woken_cap * sizeof(struct ws_conn *));
+		}
+		c->ready = false;
+		conn_ref(c);
+		f->woken[n++] = c;
+	}
+	f->ready = NULL;
+	pthread_mutex_unlock(&f->lock);
+	return n;
+}
+
 /* Adopt handed-over sockets and flush outboxes that workers filled. */
 static void on_wake(struct ws_front *f)
 {
@@ -868,13 +918,6 @@ static void on_wake(struct ws_front *f)
 	n = f->n_pending;
 	memcpy(fds, f->pending, n * sizeof(int));
 	f->n_pending = 0;
-	/* under the lock: a worker may put a socket back on the list as soon
-	 * as it is off; CLOSED takes sockets off, so each has its wsi */
-	for (struct ws_conn *c = f->ready; c; c = c->next_ready) {
-		c->ready = false;
-		lws_callback_on_writable(c->wsi);
-	}
-	f->ready = NULL;
 	pthread_mutex_unlock(&f->lock);
 	for (size_t i = 0; i < n; i++)
 		if (!lws_adopt_socket_vhost(f->vhost, fds[i])) {
@@ -882,6 +925,16 @@ static void on_wake(struct ws_front *f)
 				 "(out of memory or of table slots): closed");
 			close(fds[i]);
 		}
+	n = take_ready(f);
+	for (size_t i = 0; i < n; i++) {
+		struct ws_conn *c = f->woken[i];
+
+		/* CLOSED, which clears wsi, runs on this thread only */
+		if (c->wsi && flush_outbox(c->wsi, c) < 0)
+			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+					LWS_TO_KILL_ASYNC);
+		conn_unref(c);
+	}
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason,
@@ -901,7 +954,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 			on_receive(wsi, pss->conn, in, len);
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
-		return pss && pss->conn ? on_writeable(wsi, pss->conn) : 0;
+		return pss && pss->conn ? flush_outbox(wsi, pss->conn) : 0;
 	case LWS_CALLBACK_CLOSED:
 		on_closed(f, pss);
 		return 0;
@@ -1208,5 +1261,6 @@ void ws_front_stop(struct ws_front *f, unsigned drain_s)
 	if (f->loop)
 		ev_loop_destroy(f->loop);
 	pthread_mutex_destroy(&f->lock);
+	free(f->woken);
 	free(f);
 }

@@ -4,8 +4,9 @@
  * service thread and never blocks; each chat request runs through the
  * shared pipeline on a worker thread, whose sink pushes finished messages
  * to the connection's bounded outbox and wakes the service thread with
- * lws_cancel_service(). The service thread writes when the socket is
- * writable. A full outbox blocks the worker, which stops reading from the
+ * lws_cancel_service(). The service thread writes the outbox on that
+ * wake-up, and from WRITEABLE whatever the socket could not take at once.
+ * A full outbox blocks the worker, which stops reading from the
  * upstream: a slow reader slows the provider, it never grows our memory.
  */
 #ifndef LB_WS_FRONT_H

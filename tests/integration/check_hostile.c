@@ -2724,6 +2724,44 @@ START_TEST(ws_stop_while_workers_linger)
 }
 END_TEST
 
+/* A client that resets its socket while its stream flows: the service
+ * thread's next write to it fails (or libwebsockets sees the reset
+ * first), and either way the socket is closed, its worker's upstream
+ * transfer is aborted, and the daemon goes on serving. */
+START_TEST(ws_reset_mid_stream)
+{
+	static const char chat[] = "{\"type\":\"chat\",\"id\":\"s\","
+		"\"payload\":{\"model\":\"mock/gpt-test\",\"stream\":true,"
+		"\"messages\":[{\"role\":\"user\",\"content\":"
+		"\"hi [mock chunks=100000 pad=200]\"}]}}";
+	const int rounds = 20;
+	struct linger rst = { 1, 0 };
+	struct buf text;
+	double deadline;
+	int code = 0, fd;
+
+	h_mock_reset(&mock);
+	buf_init(&text, 0);
+	for (int i = 0; i < rounds; i++) {
+		fd = ws_open(daemon_.port, true);
+		ws_send_text(fd, chat);
+		ck_assert_int_eq(ws_next(fd, 5000, &text, &code), 1);
+		ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &rst,
+					    sizeof(rst)), 0);
+		close(fd);
+	}
+	deadline = h_now_ms() + 5000;
+	while (h_mock_stat(&mock, "aborted") < rounds && h_now_ms() < deadline)
+		usleep(20000);
+	ck_assert_int_eq(h_mock_stat(&mock, "aborted"), rounds);
+	fd = ws_open(daemon_.port, true);
+	ws_send_chat(fd, "after");
+	ws_expect_completion(fd, &text, 0);
+	close(fd);
+	buf_free(&text);
+}
+END_TEST
+
 /* libmicrohttpd keeps a request's head, a record of each field and the
  * response in one pool per connection, sized from server.max_header_bytes
  * (http_front.c). Every head the listener lets in must fit it with its
@@ -2792,6 +2830,7 @@ static Suite *hostile_suite(void)
 	tcase_add_test(slow, stream_framing);
 	tcase_add_test(slow, ws_id_reused_at_once);
 	tcase_add_test(slow, ws_stop_while_workers_linger);
+	tcase_add_test(slow, ws_reset_mid_stream);
 	suite_add_tcase(s, slow);
 	return s;
 }
