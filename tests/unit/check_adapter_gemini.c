@@ -731,15 +731,11 @@ static Suite *gemini_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
+	int rc;
 
 	load_cases();
-	sr = srunner_create(gemini_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	rc = tu_run(gemini_suite());
 	for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++)
 		json_object_put(files[f]);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return rc;
 }

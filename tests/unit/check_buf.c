@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "testutil.h"
 
 START_TEST(init_allocates_nothing)
 {
@@ -280,11 +281,5 @@ static Suite *buf_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(buf_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(buf_suite());
 }

@@ -12,6 +12,7 @@
 #include "env.h"
 #include "keys.h"
 #include "log.h"
+#include "testutil.h"
 
 /* tests/fixtures/config/<name>, found through $LB_TESTS_SRCDIR. */
 static char *fixture_path(const char *name)
@@ -915,11 +916,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(config_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(config_suite());
 }

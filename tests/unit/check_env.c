@@ -8,6 +8,7 @@
 
 #include "buf.h"
 #include "env.h"
+#include "testutil.h"
 
 /* Write text to a fresh temporary file; the caller unlinks and frees. */
 static char *tmp_file(const char *text)
@@ -246,11 +247,5 @@ static Suite *env_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(env_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(env_suite());
 }

@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "jsonguard.h"
 #include "jsonspan.h"
+#include "testutil.h"
 
 static int check(const char *s, struct api_error *err)
 {
@@ -432,8 +433,6 @@ int main(void)
 {
 	Suite *s = suite_create("jsonguard");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, valid_json_passes);
 	tcase_add_test(tc, grammar_errors_are_left_to_json_c);
@@ -453,9 +452,5 @@ int main(void)
 	tcase_add_test(tc, unmangle_pairs);
 	tcase_add_test(tc, unmangle_context);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(s);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "keys.h"
+#include "testutil.h"
 
 static const struct key_entry *look(const struct keystore *ks, const char *k)
 {
@@ -287,11 +288,5 @@ static Suite *keys_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(keys_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(keys_suite());
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "limiter.h"
+#include "testutil.h"
 
 /* Fixed instants (UTC), from Python's calendar.timegm. */
 #define MAR15_NOON   1710504000LL /* 2024-03-15 12:00:00, a Friday */
@@ -988,11 +989,5 @@ static Suite *limits_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(limits_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(limits_suite());
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "listener.h"
+#include "testutil.h"
 
 static int classify(const char *s)
 {
@@ -47,16 +48,10 @@ int main(void)
 {
 	Suite *s = suite_create("listener");
 	TCase *tc = tcase_create("classify");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, websocket_upgrades);
 	tcase_add_test(tc, everything_else_is_http);
 	tcase_add_test(tc, undecided_until_enough_bytes);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(s);
 }

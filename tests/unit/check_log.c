@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "testutil.h"
 
 static char dir[64];
 
@@ -269,8 +270,6 @@ int main(void)
 {
 	Suite *s = suite_create("log");
 	TCase *tc = tcase_create("format"), *tr = tcase_create("file");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, text_and_json_lines);
@@ -283,9 +282,5 @@ int main(void)
 	tcase_add_test(tr, rotation_under_load);
 	tcase_add_test(tr, rotation_keeps_backup_count);
 	suite_add_tcase(s, tr);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(s);
 }

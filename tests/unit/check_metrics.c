@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "metrics.h"
+#include "testutil.h"
 #include "util.h"
 
 static char *render(void)
@@ -457,11 +458,5 @@ static Suite *metrics_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(metrics_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(metrics_suite());
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "notify.h"
+#include "testutil.h"
 
 static char dir[64];
 static char path[128];
@@ -156,11 +157,5 @@ static Suite *notify_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(notify_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(notify_suite());
 }

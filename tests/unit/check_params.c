@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "params.h"
+#include "testutil.h"
 
 static json_object *J(const char *s)
 {
@@ -293,11 +294,5 @@ static Suite *params_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(params_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(params_suite());
 }

@@ -6,6 +6,7 @@
 
 #include "buf.h"
 #include "reqhead.h"
+#include "testutil.h"
 
 static struct reqhead h;
 static struct api_error err;
@@ -225,8 +226,6 @@ int main(void)
 {
 	Suite *s = suite_create("reqhead");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, good_heads);
 	tcase_add_test(tc, incomplete_heads_wait);
@@ -237,9 +236,5 @@ int main(void)
 	tcase_add_test(tc, cookies_count_twice);
 	tcase_add_test(tc, error_response);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(s);
 }

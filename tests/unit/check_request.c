@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../request_agree.h"
+#include "testutil.h"
 
 static const char *const taken[] = {
 	"{\"model\":\"mock/m\",\"messages\":[{\"role\":\"user\","
@@ -249,11 +250,5 @@ static Suite *request_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(request_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(request_suite());
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "router.h"
+#include "testutil.h"
 
 static struct model_cfg models_a[] = {
 	{ .name = "gpt-4o", .upstream_name = "gpt-4o", .timeout_s = 120 },
@@ -160,11 +161,5 @@ static Suite *router_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(router_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(router_suite());
 }

@@ -402,11 +402,5 @@ static Suite *sse_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(sse_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(sse_suite());
 }

@@ -21,6 +21,7 @@
 
 #include <gnutls/gnutls.h>
 
+#include "testutil.h"
 #include "tlsrng.h"
 
 #define THREADS 2000
@@ -161,17 +162,11 @@ int main(void)
 {
 	Suite *s = suite_create("tlsrng");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, gnutls_takes_our_random_numbers);
 	tcase_add_test(tc, threads_that_shake_hands_keep_nothing);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(s);
 }

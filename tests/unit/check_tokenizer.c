@@ -910,11 +910,5 @@ static Suite *tokenizer_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(tokenizer_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(tokenizer_suite());
 }

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "upstream.h"
 
 /* ---- a loopback HTTP/1.1 server: keeps connections open, answers
@@ -394,11 +395,5 @@ static Suite *upstream_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(upstream_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(upstream_suite());
 }

@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 #include <sqlite3.h>
 
+#include "testutil.h"
 #include "usage.h"
 #include "util.h"
 
@@ -934,11 +935,5 @@ static Suite *usage_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(usage_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(usage_suite());
 }

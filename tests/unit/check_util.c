@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "testutil.h"
 #include "util.h"
 
 static int64_t ts_us(const struct timespec *ts)
@@ -66,15 +67,9 @@ int main(void)
 {
 	Suite *s = suite_create("util");
 	TCase *tc = tcase_create("time");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, deadline_is_after_us_ahead);
 	tcase_add_test(tc, timed_wait_ends_at_the_deadline);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(s);
 }

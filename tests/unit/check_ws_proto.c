@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testutil.h"
 #include "ws_proto.h"
 
 static int parse(const char *s, bool have_key, struct ws_msg *m,
@@ -205,8 +206,6 @@ int main(void)
 {
 	Suite *s = suite_create("ws_proto");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, seed_chat_message);
 	tcase_add_test(tc, chat_with_id_and_stream_false);
@@ -216,9 +215,5 @@ int main(void)
 	tcase_add_test(tc, envelopes);
 	tcase_add_test(tc, message_error_has_seed_fields);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run(s);
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* testutil: fixture loading for the unit suites. */
+/* testutil: fixture loading and the runner for the unit suites. */
 #include "testutil.h"
 
 #include <check.h>
@@ -28,4 +28,15 @@ char *tu_read_fixture(const char *rel, size_t *len)
 	if (len)
 		*len = data.len;
 	return buf_steal(&data);
+}
+
+int tu_run(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
