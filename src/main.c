@@ -21,6 +21,7 @@
 #include "http_front.h"
 #include "keys.h"
 #include "limiter.h"
+#include "memtrim.h"
 #include "metrics.h"
 #include "notify.h"
 #include "tls.h"
@@ -248,6 +249,12 @@ static unsigned front_load(void *ud)
 }
 
 /* The process-wide services the pipeline accounts with. */
+/* How long no request may run before the heap's free pages go back to
+ * the system (memtrim.h): long enough that a client's next request in a
+ * conversation does not wait behind a trim, short enough that a burst's
+ * memory is gone by the time anyone looks. */
+#define MEMTRIM_QUIET_MS 1000
+
 struct services {
 	struct limiter *limiter;
 	struct usage_store *usage;
@@ -341,12 +348,16 @@ static int services_start(const struct config *cfg, struct services *sv)
 	sv->limiter = limiter_new();
 	preload_budgets(cfg, sv);
 	acct_set_services(sv->limiter, sv->usage);
+	if (memtrim_start(MEMTRIM_QUIET_MS, NULL) < 0)
+		log_warn("main", "cannot start the memory trim thread: free "
+			 "heap stays with the daemon after a burst");
 	return 0;
 }
 
 /* After the fronts stopped: nothing records any more. */
 static void services_stop(struct services *sv)
 {
+	memtrim_stop();
 	acct_set_services(NULL, NULL);
 	usage_close(sv->usage);
 	limiter_free(sv->limiter);

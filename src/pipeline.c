@@ -25,6 +25,7 @@
 #include "jsonspan.h"
 #include "keys.h"
 #include "log.h"
+#include "memtrim.h"
 #include "metrics.h"
 #include "request.h"
 #include "router.h"
@@ -616,6 +617,7 @@ struct pl_request *pipeline_new(const struct pl_input *in)
 	atomic_init(&r->cancelled, false);
 	acct_init(&r->acct);
 	metrics_inflight(false, 1);
+	memtrim_busy();
 	return r;
 }
 
@@ -1069,6 +1071,7 @@ static void account(struct pl_request *r)
 	o.cached_tokens = (uint64_t)rec.cached;
 	metrics_observe(&o);
 	metrics_inflight(r->streaming, -1);
+	memtrim_idle();
 	audit(r, status, total_us, &rec, r->acct.local_completion);
 }
 
