@@ -16,7 +16,10 @@
  * With --ws each stream is a WebSocket to llm-bridge's /v1/ws instead: an
  * upgrade, then the body as a {"type":"chat"} message; every text message
  * the server sends holds one SSE event, and the stream ends with the
- * [DONE] message.
+ * [DONE] message. BENCH_TRACE_STALLS=1 prints, for each stream that
+ * stalled, when it started, its longest gap, the frame that ended it and
+ * when: stalls that all end at one moment point to a pause of the whole
+ * proxy, stalls spread over the run to a proxy short of CPU.
  *
  * Usage: bench-streams --port N --body-file F -c STREAMS [--frames 67]
  *        [--interval-ms 20] [--ramp-ms 1000] [--pid PID]... [-H h]...
@@ -42,6 +45,8 @@ struct stream {
 	size_t sent;
 	uint64_t t_start, t_first_byte, t_first_frame, t_last_frame;
 	uint64_t max_gap;
+	uint64_t max_gap_end;  /* when the frame that ended max_gap was read */
+	int max_gap_frame;
 	uint64_t read_ts;      /* when the bytes being parsed were read */
 	uint64_t last_frame_read; /* read_ts of the previous frame */
 	int frames;
@@ -60,6 +65,8 @@ static uint64_t *gaps;
 static size_t n_gaps, gaps_cap;
 static long coalesced;
 static bool trace; /* BENCH_TRACE=1: the first stream's gaps to stderr */
+/* BENCH_TRACE_STALLS=1: each stalled stream's worst gap, to stderr */
+static bool trace_stalls;
 
 static void on_body(void *ud, const char *p, size_t n)
 {
@@ -77,8 +84,11 @@ static void on_body(void *ud, const char *p, size_t n)
 			} else {
 				uint64_t g = s->read_ts - s->t_last_frame;
 
-				if (g > s->max_gap)
+				if (g > s->max_gap) {
 					s->max_gap = g;
+					s->max_gap_end = s->read_ts;
+					s->max_gap_frame = s->frames;
+				}
 				if (n_gaps < gaps_cap)
 					gaps[n_gaps++] = g / 1000;
 				if (trace && s == ss)
@@ -210,6 +220,7 @@ int main(int argc, char **argv)
 		die("bench-streams: --port, --body-file and -c are required");
 	raise_nofile();
 	trace = getenv("BENCH_TRACE") != NULL;
+	trace_stalls = getenv("BENCH_TRACE_STALLS") != NULL;
 	body = read_file(body_file);
 	if (ws) {
 		if (!strcmp(path, "/v1/chat/completions"))
@@ -388,9 +399,16 @@ int main(int argc, char **argv)
 			continue;
 		}
 		complete++;
-		if (s->max_gap > limit)
+		if (s->max_gap > limit) {
 			stalled++;
-		else
+			if (trace_stalls)
+				fprintf(stderr, "stall: stream %ld started at %llu ms, "
+					"gap of %llu ms before frame %d, ending at %llu ms\n",
+					i, (unsigned long long)((s->t_start - t0) / 1000000),
+					(unsigned long long)(s->max_gap / 1000000),
+					s->max_gap_frame,
+					(unsigned long long)((s->max_gap_end - t0) / 1000000));
+		} else
 			stall_free++;
 	}
 	printf("streams=%ld\nstall_free=%ld\ncomplete=%ld\nstalled=%ld\n"
