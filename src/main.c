@@ -248,13 +248,21 @@ static unsigned front_load(void *ud)
 	       ws_front_connections(fr->ws);
 }
 
-/* The process-wide services the pipeline accounts with. */
 /* How long no request may run before the heap's free pages go back to
  * the system (memtrim.h): long enough that a client's next request in a
  * conversation does not wait behind a trim, short enough that a burst's
  * memory is gone by the time anyone looks. */
 #define MEMTRIM_QUIET_MS 1000
 
+/* Once quiet: the provider connections a burst left idle beyond the
+ * warmest few, then the heap's free pages. */
+static void quiet_trim(void)
+{
+	upstream_pool_trim(UPSTREAM_POOL_QUIET_KEEP, UPSTREAM_POOL_IDLE_US);
+	memtrim_heap();
+}
+
+/* The process-wide services the pipeline accounts with. */
 struct services {
 	struct limiter *limiter;
 	struct usage_store *usage;
@@ -348,9 +356,10 @@ static int services_start(const struct config *cfg, struct services *sv)
 	sv->limiter = limiter_new();
 	preload_budgets(cfg, sv);
 	acct_set_services(sv->limiter, sv->usage);
-	if (memtrim_start(MEMTRIM_QUIET_MS, NULL) < 0)
+	if (memtrim_start(MEMTRIM_QUIET_MS, quiet_trim) < 0)
 		log_warn("main", "cannot start the memory trim thread: free "
-			 "heap stays with the daemon after a burst");
+			 "heap and idle provider connections stay with the "
+			 "daemon after a burst");
 	return 0;
 }
 

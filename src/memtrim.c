@@ -63,16 +63,19 @@ static long rss_kb(void)
 	return pages < 0 ? -1 : pages * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static void trim_heap(void)
+#endif
+
+void memtrim_heap(void)
 {
+#ifdef HAVE_MALLOC_TRIM
 	long before = rss_kb(), after;
 
 	malloc_trim(0);
 	after = rss_kb();
 	log_debug("memtrim", "quiet: gave free heap back, RSS %ld -> %ld kB",
 		  before, after);
-}
 #endif
+}
 
 static void *trim_main(void *arg)
 {
@@ -122,7 +125,7 @@ int memtrim_start(unsigned quiet_ms, void (*trim)(void))
 {
 	if (!trim) {
 #ifdef HAVE_MALLOC_TRIM
-		trim = trim_heap;
+		trim = memtrim_heap;
 #else
 		return 0;
 #endif

@@ -11,9 +11,12 @@
 #include <stdint.h>
 
 /* Start the thread that trims once no request is in flight and none has
- * ended for quiet_ms. trim NULL: malloc_trim(0), or no thread at all
- * where the C library has none. Returns -1 if the thread cannot start. */
+ * ended for quiet_ms, calling trim then. trim NULL: memtrim_heap(), or no
+ * thread at all where the C library has no malloc_trim(). Returns -1 if
+ * the thread cannot start. */
 int memtrim_start(unsigned quiet_ms, void (*trim)(void));
+/* malloc_trim(0) (a no-op without it): for a trim function to end with. */
+void memtrim_heap(void);
 /* Stop and join the thread (a no-op when it was not started). */
 void memtrim_stop(void);
 

@@ -36,9 +36,17 @@
 #include "log.h"
 #include "util.h"
 
-/* Idle pairs kept at most: enough for the concurrency a provider sees
- * from one gateway; beyond it a finished pair is freed. */
-#define POOL_MAX 128
+/*
+ * How many idle pairs the pool keeps. While requests run, every pair
+ * that ends cleanly goes back: there are never more than the transfers
+ * that ran at once, and a cap below that made a steady 256 concurrent
+ * requests close and reopen a thousand provider connections in five
+ * seconds (with TLS, a handshake each). A pair idle for longer than
+ * UPSTREAM_POOL_IDLE_US is freed when a pair next goes back (the pool is
+ * walked for them at most once a second), and once the daemon is quiet
+ * upstream_pool_trim() keeps the warmest UPSTREAM_POOL_QUIET_KEEP: what a
+ * burst left behind does not stay.
+ */
 
 static CURLSH *share;
 static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
@@ -53,12 +61,17 @@ struct pair {
 	CURLM *multi;
 	CURLU *url;
 	char *url_text;
-	struct pair *next;
+	struct pair *next;      /* in the pool */
+	uint64_t idle_since_us; /* when it went back to the pool */
 };
 
+/* Idle pairs, the one given back last at the head: taken from there, so
+ * the list runs from warmest to coldest, and the cold ones are its tail. */
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct pair *pool;     /* {pool_lock} idle pairs, warm first */
-static unsigned pool_size;    /* {pool_lock} */
+static struct pair *pool;       /* {pool_lock} */
+static size_t pool_size;        /* {pool_lock} */
+static uint64_t pool_swept_us;  /* {pool_lock} last look for idle pairs */
+#define POOL_SWEEP_US ((uint64_t)1000 * 1000)
 
 struct upstream_call {
 	/* wake_lock guards pair against upstream_wakeup() from another
@@ -143,15 +156,7 @@ static void pair_destroy(struct pair *p)
 
 void upstream_global_cleanup(void)
 {
-	pthread_mutex_lock(&pool_lock);
-	while (pool) {
-		struct pair *p = pool;
-
-		pool = p->next;
-		pair_destroy(p);
-	}
-	pool_size = 0;
-	pthread_mutex_unlock(&pool_lock);
+	upstream_pool_trim(0, 0);
 	if (share)
 		curl_share_cleanup(share);
 	share = NULL;
@@ -247,22 +252,84 @@ static struct pair *pair_take(void)
 	return p;
 }
 
-/* Keep a pair whose transfer ended cleanly; free the others. */
+/* Cut the pool after its keep warmest pairs, or before the first that
+ * has been idle longer than max_idle_us, and return the cut-off tail for
+ * the caller to free outside the lock (curl_multi_cleanup() closes
+ * sockets). Called with pool_lock held. */
+static struct pair *pool_cut_cold(size_t keep, uint64_t max_idle_us,
+				  uint64_t now)
+{
+	struct pair **link = &pool, *cold;
+	size_t n = 0;
+
+	while (*link && n < keep &&
+	       now - (*link)->idle_since_us <= max_idle_us) {
+		link = &(*link)->next;
+		n++;
+	}
+	cold = *link;
+	*link = NULL;
+	pool_size = n;
+	return cold;
+}
+
+static void destroy_list(struct pair *p)
+{
+	while (p) {
+		struct pair *next = p->next;
+
+		pair_destroy(p);
+		p = next;
+	}
+}
+
+/* Keep a pair whose transfer ended cleanly; free the others, and the
+ * pairs the pool has not lent out for UPSTREAM_POOL_IDLE_US. */
 static void pair_give(struct pair *p, bool reusable)
 {
+	struct pair *cold;
+	uint64_t now;
+
 	if (!p)
 		return;
-	if (reusable) {
-		pthread_mutex_lock(&pool_lock);
-		if (pool_size < POOL_MAX) {
-			p->next = pool;
-			pool = p;
-			pool_size++;
-			p = NULL;
-		}
-		pthread_mutex_unlock(&pool_lock);
+	if (!reusable) {
+		pair_destroy(p);
+		return;
 	}
-	pair_destroy(p);
+	now = now_us();
+	p->idle_since_us = now;
+	pthread_mutex_lock(&pool_lock);
+	p->next = pool;
+	pool = p;
+	pool_size++;
+	/* the walk to the cold end, at most once a second */
+	cold = NULL;
+	if (now - pool_swept_us >= POOL_SWEEP_US) {
+		pool_swept_us = now;
+		cold = pool_cut_cold(SIZE_MAX, UPSTREAM_POOL_IDLE_US, now);
+	}
+	pthread_mutex_unlock(&pool_lock);
+	destroy_list(cold);
+}
+
+void upstream_pool_trim(size_t keep, uint64_t max_idle_us)
+{
+	struct pair *cold;
+
+	pthread_mutex_lock(&pool_lock);
+	cold = pool_cut_cold(keep, max_idle_us, now_us());
+	pthread_mutex_unlock(&pool_lock);
+	destroy_list(cold);
+}
+
+size_t upstream_pool_idle(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&pool_lock);
+	n = pool_size;
+	pthread_mutex_unlock(&pool_lock);
+	return n;
 }
 
 /* Point the pair at url, parsing it only when it differs from the one

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "adapter.h"
 #include "apierr.h"
@@ -20,6 +21,17 @@
 /* Call once from main before any thread starts, and once at exit. */
 int upstream_global_init(void);
 void upstream_global_cleanup(void);
+
+/* A pooled pair unused this long is freed when the pool is next used. */
+#define UPSTREAM_POOL_IDLE_US ((uint64_t)60 * 1000 * 1000)
+/* The warm pairs upstream_pool_trim() keeps once the daemon is quiet. */
+#define UPSTREAM_POOL_QUIET_KEEP 128
+
+/* Free the coldest idle pairs, with their connections, until at most keep
+ * are left and none has been idle longer than max_idle_us. Thread-safe. */
+void upstream_pool_trim(size_t keep, uint64_t max_idle_us);
+/* Idle pairs in the pool now. */
+size_t upstream_pool_idle(void);
 
 struct upstream_opts {
 	long timeout_s;       /* first byte / idle gap limit; whole transfer

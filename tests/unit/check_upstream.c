@@ -2,7 +2,8 @@
 /* Unit tests for upstream: a transfer against a small loopback server,
  * the pooled connection a released transfer leaves for the next one, a
  * status that stays readable after release, a pooled pair sent to another
- * URL, and wake-ups from another
+ * URL, the pool after a burst (every connection kept, then trimmed to the
+ * warmest, idle ones dropped), and wake-ups from another
  * thread racing a release (run under ASan and valgrind by CI). */
 #include <check.h>
 #include <netinet/in.h>
@@ -21,7 +22,7 @@
 /* ---- a loopback HTTP/1.1 server: keeps connections open, answers
  * each request with "ok" unless silent ---- */
 
-#define MAX_CLIENTS 32
+#define MAX_CLIENTS 160
 
 static struct {
 	int lfd;
@@ -135,7 +136,7 @@ static void server_start(void)
 	srv.lfd = socket(AF_INET, SOCK_STREAM, 0);
 	ck_assert_int_ge(srv.lfd, 0);
 	ck_assert_int_eq(bind(srv.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(listen(srv.lfd, 16), 0);
+	ck_assert_int_eq(listen(srv.lfd, MAX_CLIENTS), 0);
 	ck_assert_int_eq(getsockname(srv.lfd, (struct sockaddr *)&sa, &len), 0);
 	srv.port = ntohs(sa.sin_port);
 	atomic_store(&srv.stop, false);
@@ -332,6 +333,75 @@ START_TEST(nothing_runs_before_begin)
 }
 END_TEST
 
+/* n transfers in flight at once, each to its end, then freed: every one
+ * takes a pair from the pool, or a new one when the pool is empty. */
+static void burst(int n)
+{
+	struct upstream_req *req = calloc((size_t)n, sizeof(*req));
+	struct got *g = calloc((size_t)n, sizeof(*g));
+	struct upstream_call **c = calloc((size_t)n, sizeof(*c));
+
+	ck_assert(req && g && c);
+	for (int i = 0; i < n; i++)
+		c[i] = start(&req[i], &g[i]);
+	for (int i = 0; i < n; i++) {
+		ck_assert_int_eq(run(c[i]), UPSTREAM_DONE);
+		ck_assert_int_eq((int)g[i].len, 2);
+	}
+	for (int i = 0; i < n; i++) {
+		upstream_free(c[i]);
+		upstream_req_free(&req[i]);
+	}
+	free(c);
+	free(g);
+	free(req);
+}
+
+/* Every connection of a burst stays warm, however many (the pool once
+ * kept 128 and reopened the rest: a TLS handshake each, on a provider),
+ * and the next burst of the same size opens none. */
+START_TEST(burst_leaves_every_connection_warm)
+{
+	burst(150);
+	ck_assert_int_eq(atomic_load(&srv.accepted), 150);
+	ck_assert_uint_eq(upstream_pool_idle(), 150);
+	burst(150);
+	ck_assert_int_eq(atomic_load(&srv.accepted), 150);
+	ck_assert_int_eq(atomic_load(&srv.requests), 300);
+	ck_assert_uint_eq(upstream_pool_idle(), 150);
+}
+END_TEST
+
+/* Trimmed, the pool keeps the pairs used last, connections open. */
+START_TEST(trim_keeps_the_warmest)
+{
+	burst(10);
+	upstream_pool_trim(4, UPSTREAM_POOL_IDLE_US);
+	ck_assert_uint_eq(upstream_pool_idle(), 4);
+	burst(4);
+	ck_assert_int_eq(atomic_load(&srv.accepted), 10);
+	burst(5);
+	ck_assert_int_eq(atomic_load(&srv.accepted), 11);
+	ck_assert_uint_eq(upstream_pool_idle(), 5);
+}
+END_TEST
+
+/* Pairs idle longer than the limit go; the one just used stays. */
+START_TEST(idle_pairs_expire)
+{
+	burst(3);
+	usleep(30 * 1000);
+	burst(1);
+	ck_assert_uint_eq(upstream_pool_idle(), 3);
+	upstream_pool_trim(SIZE_MAX, 20 * 1000);
+	ck_assert_uint_eq(upstream_pool_idle(), 1);
+	burst(1);
+	ck_assert_int_eq(atomic_load(&srv.accepted), 3);
+	upstream_pool_trim(0, UPSTREAM_POOL_IDLE_US);
+	ck_assert_uint_eq(upstream_pool_idle(), 0);
+}
+END_TEST
+
 struct waker {
 	struct upstream_call *c;
 	atomic_bool done;
@@ -388,6 +458,9 @@ static Suite *upstream_suite(void)
 	tcase_add_test(tc, unfinished_transfer_is_not_pooled);
 	tcase_add_test(tc, pooled_pair_follows_the_url);
 	tcase_add_test(tc, nothing_runs_before_begin);
+	tcase_add_test(tc, burst_leaves_every_connection_warm);
+	tcase_add_test(tc, trim_keeps_the_warmest);
+	tcase_add_test(tc, idle_pairs_expire);
 	tcase_add_test(tc, wakeups_race_release);
 	suite_add_tcase(s, tc);
 	return s;
