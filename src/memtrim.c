@@ -62,7 +62,6 @@ static long rss_kb(void)
 	fclose(f);
 	return pages < 0 ? -1 : pages * (sysconf(_SC_PAGESIZE) / 1024);
 }
-
 #endif
 
 void memtrim_heap(void)

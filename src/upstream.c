@@ -287,7 +287,7 @@ static void destroy_list(struct pair *p)
  * pairs the pool has not lent out for UPSTREAM_POOL_IDLE_US. */
 static void pair_give(struct pair *p, bool reusable)
 {
-	struct pair *cold;
+	struct pair *cold = NULL;
 	uint64_t now;
 
 	if (!p)
@@ -303,7 +303,6 @@ static void pair_give(struct pair *p, bool reusable)
 	pool = p;
 	pool_size++;
 	/* the walk to the cold end, at most once a second */
-	cold = NULL;
 	if (now - pool_swept_us >= POOL_SWEEP_US) {
 		pool_swept_us = now;
 		cold = pool_cut_cold(SIZE_MAX, UPSTREAM_POOL_IDLE_US, now);

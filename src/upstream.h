@@ -22,7 +22,8 @@
 int upstream_global_init(void);
 void upstream_global_cleanup(void);
 
-/* A pooled pair unused this long is freed when the pool is next used. */
+/* A pooled pair unused this long is freed when a pair next goes back
+ * (the pool is walked for such pairs at most once a second). */
 #define UPSTREAM_POOL_IDLE_US ((uint64_t)60 * 1000 * 1000)
 /* The warm pairs upstream_pool_trim() keeps once the daemon is quiet. */
 #define UPSTREAM_POOL_QUIET_KEEP 128
