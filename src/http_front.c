@@ -93,14 +93,38 @@ struct http_req {
 
 /* ---- helpers ---- */
 
+#define EXPOSED_HEADERS "X-Request-Id, x-llm-bridge-overhead-us, " \
+	"Retry-After, x-ratelimit-limit-requests, " \
+	"x-ratelimit-remaining-requests, x-ratelimit-limit-tokens, " \
+	"x-ratelimit-remaining-tokens"
+
+/* Time spent inside the gateway for this request: the pipeline's figure
+ * (upstream wait left out), or since the request began for answers the
+ * front gives itself. */
+static unsigned long overhead_us(const struct http_req *h)
+{
+	return h->pl ? pipeline_overhead_us(h->pl) :
+	       (unsigned long)(now_us() - h->t_start);
+}
+
+/* What every response carries, whoever answers: the front or the
+ * pipeline, JSON, SSE, metrics or a CORS preflight. */
 static void add_common_headers(struct http_req *h, struct MHD_Response *resp)
 {
+	char num[32];
+
 	MHD_add_response_header(resp, "X-Request-Id", h->request_id);
+	fmt_u64(num, overhead_us(h));
+	MHD_add_response_header(resp, "x-llm-bridge-overhead-us", num);
 	if (h->origin) {
 		MHD_add_response_header(resp, "Access-Control-Allow-Origin",
 					h->origin);
 		if (strcmp(h->origin, "*") != 0)
 			MHD_add_response_header(resp, "Vary", "Origin");
+		/* a page's script sees only the headers named here: the SDKs
+		 * read the request id, and Retry-After for their back-off */
+		MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+					EXPOSED_HEADERS);
 	}
 }
 
@@ -132,15 +156,6 @@ static void add_limit_headers(struct http_req *h, struct MHD_Response *resp)
 	}
 }
 
-/* Time spent inside the gateway for this request: the pipeline's figure
- * (upstream wait left out), or since the request began for answers the
- * front gives itself. */
-static unsigned long overhead_us(const struct http_req *h)
-{
-	return h->pl ? pipeline_overhead_us(h->pl) :
-	       (unsigned long)(now_us() - h->t_start);
-}
-
 static enum MHD_Result send_body(struct MHD_Connection *conn,
 				 struct http_req *h, unsigned status,
 				 const char *body, size_t len,
@@ -148,7 +163,6 @@ static enum MHD_Result send_body(struct MHD_Connection *conn,
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
-	char num[32];
 
 	resp = MHD_create_response_from_buffer(len, (void *)body,
 					       MHD_RESPMEM_MUST_COPY);
@@ -159,8 +173,6 @@ static enum MHD_Result send_body(struct MHD_Connection *conn,
 	add_limit_headers(h, resp);
 	if (retry_after)
 		MHD_add_response_header(resp, "Retry-After", retry_after);
-	fmt_u64(num, overhead_us(h));
-	MHD_add_response_header(resp, "x-llm-bridge-overhead-us", num);
 	ret = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -410,7 +422,6 @@ static enum MHD_Result serve_chat(struct MHD_Connection *conn,
 	};
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
-	char num[32];
 
 	h->sink.ud = h;
 	h->sink.chunk = sink_chunk;
@@ -441,8 +452,6 @@ static enum MHD_Result serve_chat(struct MHD_Connection *conn,
 	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
 	add_common_headers(h, resp);
 	add_limit_headers(h, resp);
-	fmt_u64(num, overhead_us(h));
-	MHD_add_response_header(resp, "x-llm-bridge-overhead-us", num);
 	ret = MHD_queue_response(conn, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);
 	return ret;

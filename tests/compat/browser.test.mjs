@@ -40,7 +40,8 @@ async function viaFetch() {
     headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + ${JSON.stringify(key)} },
     body: JSON.stringify({ model: 'mock/gpt-test', messages: [{ role: 'user', content: 'x [mock chunks=2]' }] }),
   });
-  return (await r.json()).choices[0].message.content;
+  // the request id is readable only if the gateway exposes it (CORS)
+  return (await r.json()).choices[0].message.content + '|' + (r.headers.get('x-request-id') ?? 'hidden');
 }
 window.viaFetch = viaFetch;
 </script>`;
@@ -59,7 +60,9 @@ test('a browser page chats over /v1/ws and via fetch', { skip: !existsSync(chrom
     await p.waitForFunction(() => document.getElementById('status').textContent === 'done',
       null, { timeout: 10000 });
     assert.equal(await p.textContent('#out'), 'tok0 tok1 tok2 tok3 ');
-    assert.equal(await p.evaluate(() => window.viaFetch()), 'tok0 tok1 ');
+    const [text, requestId] = (await p.evaluate(() => window.viaFetch())).split('|');
+    assert.equal(text, 'tok0 tok1 ');
+    assert.match(requestId, /^req_[0-9a-f]+$/);
   } finally {
     await browser.close();
     server.close();

@@ -167,19 +167,42 @@ START_TEST(redirects_are_not_followed)
 }
 END_TEST
 
-/* Answers the front gives itself (health, unknown URLs, a bad key) carry
- * the overhead header as well: every response does. */
+/* Answers the front gives itself (health, unknown URLs, a bad key,
+ * metrics, a CORS preflight) carry the overhead header and a request id
+ * as well: every response does. */
 START_TEST(front_answers_carry_overhead)
 {
-	const char *paths[] = { "/health", "/nope", "/v1/models" };
+	const char *preflight[] = { "Origin: http://app.example",
+				    "Access-Control-Request-Method: POST",
+				    NULL };
+	const struct {
+		const char *method, *path;
+		const char **hdr;
+	} asks[] = {
+		{ "GET", "/health", NULL },
+		{ "GET", "/nope", NULL },
+		{ "GET", "/v1/models", NULL },
+		{ "GET", "/metrics", NULL },
+		{ "OPTIONS", "/v1/chat/completions", preflight },
+	};
 	struct h_resp r;
 
-	for (size_t i = 0; i < 3; i++) {
-		char *v;
+	for (size_t i = 0; i < sizeof(asks) / sizeof(asks[0]); i++) {
+		char *v, *end;
 
-		h_http(daemon_.port, "GET", paths[i], NULL, NULL, 0, &r);
+		h_http(daemon_.port, asks[i].method, asks[i].path, asks[i].hdr,
+		       NULL, 0, &r);
+		ck_assert_msg(r.status > 0, "%s: no answer", asks[i].path);
 		v = h_header(&r, "x-llm-bridge-overhead-us");
-		ck_assert_msg(v != NULL, "%s: no overhead header", paths[i]);
+		ck_assert_msg(v != NULL, "%s %s: no overhead header",
+			      asks[i].method, asks[i].path);
+		strtoul(v, &end, 10);
+		ck_assert_msg(*v && !*end, "%s: overhead %s is not a number",
+			      asks[i].path, v);
+		free(v);
+		v = h_header(&r, "X-Request-Id");
+		ck_assert_msg(v != NULL, "%s %s: no request id",
+			      asks[i].method, asks[i].path);
 		free(v);
 		h_resp_free(&r);
 	}

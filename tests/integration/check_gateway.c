@@ -547,6 +547,40 @@ START_TEST(cors_preflight)
 }
 END_TEST
 
+/* A page's script reads only the headers a response exposes: the SDKs
+ * need the request id and Retry-After, and JSON and SSE answers alike
+ * must name them. */
+START_TEST(cors_exposes_headers)
+{
+	const char *hdr[] = { "Origin: http://app.example",
+			      "Authorization: Bearer " H_CLIENT_KEY,
+			      "Content-Type: application/json", NULL };
+	const char *stream[] = { NULL, "\"stream\":true" };
+
+	for (int i = 0; i < 2; i++) {
+		struct h_resp r = { 0 };
+		char *b = chat_body("mock/gpt-test", "hi [mock chunks=2]",
+				    stream[i]);
+		char *v;
+
+		h_http(daemon_.port, "POST", "/v1/chat/completions", hdr, b,
+		       strlen(b), &r);
+		free(b);
+		ck_assert_int_eq(r.status, 200);
+		v = h_header(&r, "Access-Control-Allow-Origin");
+		ck_assert_ptr_nonnull(v);
+		free(v);
+		v = h_header(&r, "Access-Control-Expose-Headers");
+		ck_assert_msg(v != NULL, "no Access-Control-Expose-Headers");
+		ck_assert_ptr_nonnull(strcasestr(v, "X-Request-Id"));
+		ck_assert_ptr_nonnull(strcasestr(v, "Retry-After"));
+		ck_assert_ptr_nonnull(strcasestr(v, "x-ratelimit-remaining-requests"));
+		free(v);
+		h_resp_free(&r);
+	}
+}
+END_TEST
+
 START_TEST(request_id_echo)
 {
 	const char *hdr[] = { "Authorization: Bearer " H_CLIENT_KEY,
@@ -965,6 +999,7 @@ static Suite *gateway_suite(void)
 	tcase_add_test(tc, validation_errors);
 	tcase_add_test(tc, body_limit_and_http_errors);
 	tcase_add_test(tc, cors_preflight);
+	tcase_add_test(tc, cors_exposes_headers);
 	tcase_add_test(tc, request_id_echo);
 	tcase_add_test(tc, stream_basic);
 	tcase_add_test(tc, stream_include_usage);
