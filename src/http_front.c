@@ -80,6 +80,8 @@ struct http_req {
 	uint64_t t_start;           /* now_us() at the first handler call */
 	char client_addr[64];
 	const char *origin;        /* allowed Origin to echo, or NULL */
+	bool from_page;            /* it carried Origin: a browser's fetch */
+	const char *allow;         /* the Allow header of a 405, or NULL */
 	/* streaming */
 	struct pl_request *pl;
 	struct pl_sink sink;
@@ -123,8 +125,10 @@ static void add_common_headers(struct http_req *h, struct MHD_Response *resp)
 			MHD_add_response_header(resp, "Vary", "Origin");
 		/* a page's script sees only the headers named here: the SDKs
 		 * read the request id, and Retry-After for their back-off */
-		MHD_add_response_header(resp, "Access-Control-Expose-Headers",
-					EXPOSED_HEADERS);
+		if (h->from_page)
+			MHD_add_response_header(resp,
+				"Access-Control-Expose-Headers",
+				EXPOSED_HEADERS);
 	}
 }
 
@@ -173,6 +177,8 @@ static enum MHD_Result send_body(struct MHD_Connection *conn,
 	add_limit_headers(h, resp);
 	if (retry_after)
 		MHD_add_response_header(resp, "Retry-After", retry_after);
+	if (h->allow)
+		MHD_add_response_header(resp, "Allow", h->allow);
 	ret = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -647,8 +653,11 @@ static enum MHD_Result begin_request(struct MHD_Connection *conn,
 			   NULL, "Invalid URL (%s %.200s)", method, url);
 		return send_error(conn, h, &err);
 	}
-	if ((h->ep == EP_CHAT) != (strcmp(method, "POST") == 0) ||
-	    (h->ep != EP_CHAT && strcmp(method, "GET") != 0)) {
+	/* HEAD wherever GET goes: libmicrohttpd leaves the body out */
+	if (h->ep == EP_CHAT ? strcmp(method, "POST") != 0 :
+	    strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		h->allow = h->ep == EP_CHAT ? "POST, OPTIONS" :
+					      "GET, HEAD, OPTIONS";
 		apierr_set(&err, 405, "invalid_request_error",
 			   "method_not_allowed", NULL,
 			   "Method %s is not allowed on %.200s (use %s)",
@@ -704,6 +713,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		request_id(conn, h->request_id, sizeof(h->request_id));
 		client_address(conn, h->client_addr, sizeof(h->client_addr));
 		h->origin = allowed_origin(h->cfg, conn);
+		h->from_page = MHD_lookup_connection_value(conn,
+				MHD_HEADER_KIND, "Origin") != NULL;
 		h->http10 = strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
 		h->t_begin = now_ms();
 		*con_cls = h;

@@ -494,6 +494,13 @@ START_TEST(body_limit_and_http_errors)
 	size_t big = 70000;
 	char *body = malloc(big + 1);
 	struct h_resp r = { 0 };
+	const struct {
+		const char *method, *path, *allow;
+	} wrong[] = {
+		{ "GET", "/v1/chat/completions", "POST, OPTIONS" },
+		{ "DELETE", "/v1/models", "GET, HEAD, OPTIONS" },
+	};
+	char *allow;
 
 	memset(body, ' ', big);
 	body[0] = '{';
@@ -510,10 +517,16 @@ START_TEST(body_limit_and_http_errors)
 	ck_assert_int_eq(r.status, 415);
 	h_resp_free(&r);
 
-	h_http(daemon_.port, "GET", "/v1/chat/completions", hdr, NULL, 0, &r);
-	ck_assert_int_eq(r.status, 405);
-	ck_assert_ptr_nonnull(strstr(r.body.data, "\"error\""));
-	h_resp_free(&r);
+	for (size_t i = 0; i < 2; i++) {
+		h_http(daemon_.port, wrong[i].method, wrong[i].path, hdr, NULL,
+		       0, &r);
+		ck_assert_int_eq(r.status, 405);
+		ck_assert_ptr_nonnull(strstr(r.body.data, "\"error\""));
+		allow = h_header(&r, "Allow");
+		ck_assert_str_eq(allow, wrong[i].allow);
+		free(allow);
+		h_resp_free(&r);
+	}
 
 	h_http(daemon_.port, "GET", "/v1/nothing-here", hdr, NULL, 0, &r);
 	ck_assert_int_eq(r.status, 404);
@@ -577,6 +590,37 @@ START_TEST(cors_exposes_headers)
 		ck_assert_ptr_nonnull(strcasestr(v, "x-ratelimit-remaining-requests"));
 		free(v);
 		h_resp_free(&r);
+	}
+}
+END_TEST
+
+/* HEAD goes wherever GET does (monitors probe /health with it): the
+ * same status and headers, no body. */
+START_TEST(head_like_get)
+{
+	const char *hdr[] = { "Authorization: Bearer " H_CLIENT_KEY, NULL };
+	const char *paths[] = { "/health", "/v1/models", "/metrics" };
+
+	for (size_t i = 0; i < 3; i++) {
+		struct h_resp get = { 0 }, head = { 0 };
+		char *ct_get, *ct_head, *len;
+
+		h_http(daemon_.port, "GET", paths[i], hdr, NULL, 0, &get);
+		h_http(daemon_.port, "HEAD", paths[i], hdr, NULL, 0, &head);
+		ck_assert_int_eq(get.status, 200);
+		ck_assert_int_eq(head.status, 200);
+		ck_assert_uint_eq(head.body.len, 0);
+		ct_get = h_header(&get, "Content-Type");
+		ct_head = h_header(&head, "Content-Type");
+		ck_assert_str_eq(ct_head, ct_get);
+		len = h_header(&head, "Content-Length");
+		ck_assert_ptr_nonnull(len);
+		ck_assert_int_gt(atoi(len), 0);
+		free(ct_get);
+		free(ct_head);
+		free(len);
+		h_resp_free(&get);
+		h_resp_free(&head);
 	}
 }
 END_TEST
@@ -999,6 +1043,7 @@ static Suite *gateway_suite(void)
 	tcase_add_test(tc, validation_errors);
 	tcase_add_test(tc, body_limit_and_http_errors);
 	tcase_add_test(tc, cors_preflight);
+	tcase_add_test(tc, head_like_get);
 	tcase_add_test(tc, cors_exposes_headers);
 	tcase_add_test(tc, request_id_echo);
 	tcase_add_test(tc, stream_basic);
