@@ -83,8 +83,16 @@ int buf_append_json_str(struct buf *b, const char *s, size_t n)
 		char esc[7];
 		size_t elen = 2;
 
-		if (c >= 0x20 && c != '"' && c != '\\')
+		if (c >= 0x80) {
+			size_t len = utf8_len(s + i, n - i);
+
+			if (len) {
+				i += len - 1;
+				continue;
+			}
+		} else if (c >= 0x20 && c != '"' && c != '\\') {
 			continue;
+		}
 		if (buf_append(b, s + start, i - start) < 0)
 			return -1;
 		start = i + 1;
@@ -96,9 +104,15 @@ int buf_append_json_str(struct buf *b, const char *s, size_t n)
 		case '\r': esc[1] = 'r'; break;
 		case '\t': esc[1] = 't'; break;
 		default:
-			memcpy(esc + 1, "u00", 3);
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
+			/* a byte of no UTF-8 character becomes U+FFFD, so the
+			 * JSON stays UTF-8 whatever a client put in a URL */
+			if (c >= 0x80) {
+				memcpy(esc + 1, "ufffd", 5);
+			} else {
+				memcpy(esc + 1, "u00", 3);
+				esc[4] = hex[c >> 4];
+				esc[5] = hex[c & 15];
+			}
 			elen = 6;
 		}
 		if (buf_append(b, esc, elen) < 0)

@@ -25,7 +25,9 @@ int buf_append(struct buf *b, const void *p, size_t n);
 int buf_appends(struct buf *b, const char *s);
 int buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Append s as a JSON string literal, quotes included. */
+/* Append s as a JSON string literal, quotes included. Every byte that is
+ * not part of well-formed UTF-8 becomes \ufffd, so the literal is valid
+ * whatever s holds. */
 int buf_append_json_str(struct buf *b, const char *s, size_t n);
 /* Append code point cp (at most U+10FFFF, no surrogate) in UTF-8. */
 void buf_append_utf8(struct buf *b, unsigned long cp);

@@ -52,7 +52,7 @@ struct http_front {
 	atomic_int connections;
 };
 
-enum endpoint { EP_NONE, EP_CHAT, EP_MODELS, EP_HEALTH, EP_USAGE,
+enum endpoint { EP_NONE, EP_CHAT, EP_MODELS, EP_MODEL, EP_HEALTH, EP_USAGE,
 		EP_METRICS };
 
 /* Set on a connection's own thread when a handler returns MHD_NO because
@@ -256,6 +256,19 @@ static enum MHD_Result abort_request(struct MHD_Connection *conn,
 	return close_quietly();
 }
 
+/* The model of a GET /v1/models/{model}: the rest of the path, slashes
+ * and all (provider/model), as the SDKs send it; NULL for another URL. */
+static const char *model_in_url(const char *url)
+{
+	const char *id = NULL;
+
+	if (strncmp(url, "/v1/models/", 11) == 0)
+		id = url + 11;
+	else if (strncmp(url, "/models/", 8) == 0)
+		id = url + 8;
+	return id && *id ? id : NULL;
+}
+
 static enum endpoint endpoint_of(const char *url)
 {
 	if (strcmp(url, "/v1/chat/completions") == 0 ||
@@ -263,6 +276,8 @@ static enum endpoint endpoint_of(const char *url)
 		return EP_CHAT;
 	if (strcmp(url, "/v1/models") == 0 || strcmp(url, "/models") == 0)
 		return EP_MODELS;
+	if (model_in_url(url))
+		return EP_MODEL;
 	if (strcmp(url, "/health") == 0)
 		return EP_HEALTH;
 	if (strcmp(url, "/v1/usage") == 0)
@@ -472,9 +487,11 @@ static int auth(struct MHD_Connection *conn, struct http_req *h,
 			err);
 }
 
+/* GET /v1/models, or /v1/models/{model} when url names one. */
 static enum MHD_Result serve_models(struct MHD_Connection *conn,
-				    struct http_req *h)
+				    struct http_req *h, const char *url)
 {
+	const char *model = model_in_url(url);
 	const struct key_entry *key;
 	struct api_error err;
 	struct buf b;
@@ -483,8 +500,12 @@ static enum MHD_Result serve_models(struct MHD_Connection *conn,
 	if (auth(conn, h, &key, &err) < 0)
 		return send_error(conn, h, &err);
 	buf_init(&b, 0);
-	pipeline_models_json(h->cfg, &b);
-	ret = send_body(conn, h, MHD_HTTP_OK, b.data, b.len, NULL);
+	if (!model)
+		pipeline_models_json(h->cfg, &b);
+	if (model && pipeline_model_json(h->cfg, model, &b, &err) < 0)
+		ret = send_error(conn, h, &err);
+	else
+		ret = send_body(conn, h, MHD_HTTP_OK, b.data, b.len, NULL);
 	buf_free(&b);
 	return ret;
 }
@@ -763,7 +784,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		return send_body(conn, h, MHD_HTTP_OK, "{\"status\":\"ok\"}", 15,
 				 NULL);
 	case EP_MODELS:
-		return serve_models(conn, h);
+	case EP_MODEL:
+		return serve_models(conn, h, url);
 	case EP_USAGE:
 		return serve_usage(conn, h);
 	case EP_METRICS:

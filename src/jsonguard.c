@@ -88,39 +88,6 @@ static long hex4_at(const char *s, size_t len, size_t i)
 	return i <= len ? hex4(s + i, len - i) : -1;
 }
 
-/* Length of the well-formed UTF-8 sequence at s[i] (RFC 3629 section 4:
- * no overlong forms, no surrogates, nothing past U+10FFFF), or 0. json-c
- * lets all three through. */
-static size_t utf8_len(const struct guard *g, size_t i)
-{
-	const unsigned char *u = (const unsigned char *)g->s + i;
-	size_t left = g->len - i, n;
-	unsigned char lo = 0x80, hi = 0xbf;
-
-	if (u[0] >= 0xc2 && u[0] <= 0xdf)
-		n = 2;
-	else if (u[0] >= 0xe0 && u[0] <= 0xef)
-		n = 3;
-	else if (u[0] >= 0xf0 && u[0] <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (u[0] == 0xe0)
-		lo = 0xa0;
-	else if (u[0] == 0xed)
-		hi = 0x9f;
-	else if (u[0] == 0xf0)
-		lo = 0x90;
-	else if (u[0] == 0xf4)
-		hi = 0x8f;
-	if (left < n || u[1] < lo || u[1] > hi)
-		return 0;
-	for (size_t k = 2; k < n; k++)
-		if (u[k] < 0x80 || u[k] > 0xbf)
-			return 0;
-	return n;
-}
-
 /* A string from its opening quote; decoded into the arena when key. */
 static int scan_string(struct guard *g, bool key, struct key *k)
 {
@@ -154,7 +121,7 @@ static int scan_string(struct guard *g, bool key, struct key *k)
 				    "offset %zu inside a string must be escaped",
 				    c, g->i);
 		if (c >= 0x80) {
-			size_t n = utf8_len(g, g->i);
+			size_t n = utf8_len(g->s + g->i, g->len - g->i);
 
 			if (!n)
 				return fail(g, NULL, "invalid UTF-8 at offset "

@@ -125,6 +125,18 @@ void pipeline_make_request_id(char *out, size_t n)
 	out[len] = '\0';
 }
 
+/* One OpenAI model object: id as given, owned by its provider. */
+static void model_object(struct buf *out, const char *id, size_t id_len,
+			 const char *owner, long created)
+{
+	buf_appends(out, "{\"id\":");
+	buf_append_json_str(out, id, id_len);
+	buf_printf(out, ",\"object\":\"model\",\"created\":%ld,"
+		   "\"owned_by\":", created);
+	buf_append_json_str(out, owner, strlen(owner));
+	buf_appends(out, "}");
+}
+
 void pipeline_models_json(const struct config *cfg, struct buf *out)
 {
 	long created = (long)time(NULL);
@@ -139,17 +151,26 @@ void pipeline_models_json(const struct config *cfg, struct buf *out)
 
 			buf_init(&id, 0);
 			buf_printf(&id, "%s/%s", p->name, p->models[j].name);
-			buf_appends(out, first ? "{\"id\":" : ",{\"id\":");
-			buf_append_json_str(out, id.data, id.len);
-			buf_printf(out, ",\"object\":\"model\",\"created\":%ld,"
-				   "\"owned_by\":", created);
-			buf_append_json_str(out, p->name, strlen(p->name));
-			buf_appends(out, "}");
+			if (!first)
+				buf_appends(out, ",");
+			model_object(out, id.data, id.len, p->name, created);
 			buf_free(&id);
 			first = false;
 		}
 	}
 	buf_appends(out, "]}");
+}
+
+int pipeline_model_json(const struct config *cfg, const char *id,
+			struct buf *out, struct api_error *err)
+{
+	struct route route;
+
+	if (router_resolve(cfg, id, &route, err) < 0)
+		return -1;
+	model_object(out, id, strlen(id), route.provider->name,
+		     (long)time(NULL));
+	return 0;
 }
 
 /* ---- answers ---- */

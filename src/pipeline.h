@@ -93,6 +93,12 @@ int pipeline_auth(const struct config *cfg, const char *authorization,
 /* The OpenAI model list for cfg, as JSON, into out. */
 void pipeline_models_json(const struct config *cfg, struct buf *out);
 
+/* The OpenAI model object for id, a name a chat request may give (as
+ * the router resolves it), into out. 0, or -1 with err set (404
+ * model_not_found, 400 for a malformed name). */
+int pipeline_model_json(const struct config *cfg, const char *id,
+			struct buf *out, struct api_error *err);
+
 /* A fresh random request id "req_<16 hex>" into out (size >= 24). */
 void pipeline_make_request_id(char *out, size_t n);
 

@@ -56,6 +56,12 @@ bool ct_equal(const void *a, const void *b, size_t n);
 /* ASCII case-insensitive prefix test. */
 bool has_prefix_ci(const char *s, const char *prefix);
 
+/* The length (2 to 4) of the well-formed multi-byte UTF-8 sequence at p
+ * (n bytes left), or 0 where none starts: an ASCII byte, which callers
+ * take as it is, a stray continuation byte, an overlong form, a
+ * surrogate, past U+10FFFF, or cut short (RFC 3629 section 4). */
+size_t utf8_len(const void *p, size_t n);
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Make the calling thread's locale the C locale object, which makes

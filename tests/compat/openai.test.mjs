@@ -16,6 +16,15 @@ test('lists the configured models', async () => {
   assert.ok(ids.every((id) => id.includes('/')));
 });
 
+test('retrieves one model, and 404s an unknown one', async () => {
+  const m = await client.models.retrieve('mock/gpt-test');
+  assert.equal(m.id, 'mock/gpt-test');
+  assert.equal(m.object, 'model');
+  assert.equal(m.owned_by, 'mock');
+  await assert.rejects(client.models.retrieve('mock/no-such-model'), (e) =>
+    e instanceof OpenAI.NotFoundError && e.code === 'model_not_found');
+});
+
 test('a completion', async () => {
   const r = await client.chat.completions.create({
     model: 'mock/gpt-test',

@@ -646,6 +646,59 @@ START_TEST(request_id_echo)
 }
 END_TEST
 
+/* GET /v1/models/{model}, as the SDKs' models.retrieve() sends it: the
+ * model's slash stays in the path. A name a chat could use is found, with
+ * or without the provider; another is 404 model_not_found. */
+START_TEST(model_retrieve)
+{
+	const char *auth[] = { "Authorization: Bearer " H_CLIENT_KEY, NULL };
+	const struct {
+		const char *path, *id, *owner;
+	} found[] = {
+		{ "/v1/models/mock/gpt-test", "mock/gpt-test", "mock" },
+		{ "/models/full/m1", "full/m1", "full" },
+		{ "/v1/models/mock/gpt-test<hot>", "mock/gpt-test<hot>", "mock" },
+	};
+	struct h_resp r = { 0 };
+	json_object *j;
+	char *code;
+
+	for (size_t i = 0; i < sizeof(found) / sizeof(found[0]); i++) {
+		h_http(daemon_.port, "GET", found[i].path, auth, NULL, 0, &r);
+		ck_assert_msg(r.status == 200, "%s: %d", found[i].path,
+			      r.status);
+		j = h_json(&r);
+		ck_assert_ptr_nonnull(j);
+		ck_assert_str_eq(h_get_str(j, "id"), found[i].id);
+		ck_assert_str_eq(h_get_str(j, "object"), "model");
+		ck_assert_str_eq(h_get_str(j, "owned_by"), found[i].owner);
+		ck_assert_ptr_nonnull(h_get(j, "created"));
+		json_object_put(j);
+		h_resp_free(&r);
+	}
+	h_http(daemon_.port, "GET", "/v1/models/nope/x", auth, NULL, 0, &r);
+	ck_assert_int_eq(r.status, 404);
+	code = h_error_field(&r, "code");
+	ck_assert_str_eq(code, "model_not_found");
+	free(code);
+	h_resp_free(&r);
+	/* bytes of no character in the path: the error is still UTF-8 JSON */
+	h_http(daemon_.port, "GET", "/v1/models/mock/%FF%C3", auth, NULL, 0,
+	       &r);
+	ck_assert_int_eq(r.status, 404);
+	j = h_json(&r);
+	ck_assert_msg(j != NULL, "not UTF-8 JSON: %s", r.body.data);
+	ck_assert_ptr_nonnull(strstr(h_get_str(j, "error.message"),
+				     "mock/\xef\xbf\xbd\xef\xbf\xbd"));
+	json_object_put(j);
+	h_resp_free(&r);
+	h_http(daemon_.port, "GET", "/v1/models/mock/gpt-test", NULL, NULL, 0,
+	       &r);
+	ck_assert_int_eq(r.status, 401);
+	h_resp_free(&r);
+}
+END_TEST
+
 /* ---- streaming ---- */
 
 START_TEST(stream_basic)
@@ -1044,6 +1097,7 @@ static Suite *gateway_suite(void)
 	tcase_add_test(tc, body_limit_and_http_errors);
 	tcase_add_test(tc, cors_preflight);
 	tcase_add_test(tc, head_like_get);
+	tcase_add_test(tc, model_retrieve);
 	tcase_add_test(tc, cors_exposes_headers);
 	tcase_add_test(tc, request_id_echo);
 	tcase_add_test(tc, stream_basic);

@@ -504,7 +504,21 @@ char *h_header(const struct h_resp *r, const char *name)
 
 json_object *h_json(const struct h_resp *r)
 {
-	return r->body.data ? json_tokener_parse(r->body.data) : NULL;
+	struct json_tokener *tok;
+	json_object *j;
+
+	if (!r->body.data)
+		return NULL;
+	/* JSON is UTF-8 (RFC 8259): a body that is not parses as nothing */
+	tok = json_tokener_new();
+	json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
+	j = json_tokener_parse_ex(tok, r->body.data, (int)r->body.len);
+	if (json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(j);
+		j = NULL;
+	}
+	json_tokener_free(tok);
+	return j;
 }
 
 json_object *h_get(json_object *o, const char *path)

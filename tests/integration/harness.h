@@ -114,7 +114,7 @@ int h_chat(unsigned port, const char *json, struct h_resp *r);
 void h_resp_free(struct h_resp *r);
 /* A response header value (case-insensitive name), or NULL. Caller frees. */
 char *h_header(const struct h_resp *r, const char *name);
-/* The body as JSON (caller puts); NULL if not JSON. */
+/* The body as JSON (caller puts); NULL if not JSON or not UTF-8. */
 json_object *h_json(const struct h_resp *r);
 /* error.type / error.code of an error body; "" when absent. Caller frees. */
 char *h_error_field(const struct h_resp *r, const char *field);

@@ -182,6 +182,35 @@ START_TEST(json_utf8_passes_through)
 }
 END_TEST
 
+/* What is not well-formed UTF-8 comes out as U+FFFD, a byte at a time,
+ * and the text around it stays as it was. */
+START_TEST(json_ill_formed_utf8_replaced)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "a\xff" "b", "\"a\\ufffdb\"" },              /* never a lead */
+		{ "\x80", "\"\\ufffd\"" },                    /* stray continuation */
+		{ "\xc0\xaf", "\"\\ufffd\\ufffd\"" },          /* overlong '/' */
+		{ "\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\"" }, /* overlong, 3 bytes */
+		{ "\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"" }, /* a surrogate */
+		{ "\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"" }, /* > U+10FFFF */
+		{ "x\xe4\xb8", "\"x\\ufffd\\ufffd\"" },        /* cut short */
+		{ "\xc3\xa9\xc3", "\"\xc3\xa9\\ufffd\"" },    /* whole, then cut */
+		{ "\xf4\x8f\xbf\xbf", "\"\xf4\x8f\xbf\xbf\"" }, /* U+10FFFF itself */
+		{ "\xed\x9f\xbf", "\"\xed\x9f\xbf\"" },       /* U+D7FF */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *o = json_of(cases[i].in, strlen(cases[i].in));
+
+		ck_assert_msg(strcmp(o, cases[i].out) == 0, "case %zu: %s",
+			      i, o);
+		free(o);
+	}
+}
+END_TEST
+
 START_TEST(json_respects_cap)
 {
 	struct buf b;
@@ -271,6 +300,7 @@ static Suite *buf_suite(void)
 	tcase_add_test(tc, printf_respects_cap);
 	tcase_add_test(tc, json_escaping);
 	tcase_add_test(tc, json_utf8_passes_through);
+	tcase_add_test(tc, json_ill_formed_utf8_replaced);
 	tcase_add_test(tc, json_respects_cap);
 	tcase_add_test(tc, reset_keeps_allocation);
 	tcase_add_test(tc, steal);

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for util: the monotonic deadlines and timed waits that the
- * usage flush and the WebSocket workers' linger share. */
+ * usage flush and the WebSocket workers' linger share, and the UTF-8
+ * check that the request guard and every JSON string written share. */
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "testutil.h"
@@ -63,13 +65,48 @@ START_TEST(timed_wait_ends_at_the_deadline)
 }
 END_TEST
 
+/* Each first and last code point of a length, and the forms just past
+ * the edges that RFC 3629 forbids. */
+START_TEST(utf8_len_edges)
+{
+	static const struct {
+		const char *s;
+		size_t len;
+	} cases[] = {
+		{ "\xc2\x80", 2 },         { "\xdf\xbf", 2 },
+		{ "\xe0\xa0\x80", 3 },     { "\xef\xbf\xbf", 3 },
+		{ "\xed\x9f\xbf", 3 },     { "\xee\x80\x80", 3 },
+		{ "\xf0\x90\x80\x80", 4 }, { "\xf4\x8f\xbf\xbf", 4 },
+		{ "\xc1\xbf", 0 },         /* overlong */
+		{ "\xe0\x9f\xbf", 0 },     /* overlong */
+		{ "\xf0\x8f\xbf\xbf", 0 }, /* overlong */
+		{ "\xed\xa0\x80", 0 },     /* surrogate */
+		{ "\xf4\x90\x80\x80", 0 }, /* past U+10FFFF */
+		{ "\xf5\x80\x80\x80", 0 },
+		{ "\x80", 0 },             /* continuation */
+		{ "\xc3\x28", 0 },         /* continuation missing */
+		{ "\xe2\x82", 0 },         /* cut short */
+		{ "a", 0 },                /* ASCII is not a sequence */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(utf8_len(cases[i].s, strlen(cases[i].s)) ==
+			      cases[i].len, "case %zu", i);
+	ck_assert_uint_eq(utf8_len("\xc3\xa9", 1), 0); /* n, not the NUL */
+	ck_assert_uint_eq(utf8_len("", 0), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("util");
 	TCase *tc = tcase_create("time");
+	TCase *tu = tcase_create("utf8");
 
 	tcase_add_test(tc, deadline_is_after_us_ahead);
 	tcase_add_test(tc, timed_wait_ends_at_the_deadline);
 	suite_add_tcase(s, tc);
+	tcase_add_test(tu, utf8_len_edges);
+	suite_add_tcase(s, tu);
 	return tu_run(s);
 }
