@@ -160,12 +160,11 @@ static struct series *series_new(enum fam_id f, const char *const *lv,
 	return s;
 }
 
-/* The series of family f with the n (= its nlabels) label values lv,
- * created at zero if new. Call under M.lock. */
-static struct series *series_get(enum fam_id f, const char *const *lv,
-				 size_t n)
+/* The series of family f with the n (= its nlabels) label values lv, or
+ * NULL. Call under M.lock. */
+static struct series *series_find(enum fam_id f, const char *const *lv,
+				  size_t n, uint32_t h)
 {
-	uint32_t h = series_hash(f, lv, n);
 	struct series *s = NULL;
 
 	if (M.slots)
@@ -180,7 +179,32 @@ static struct series *series_get(enum fam_id f, const char *const *lv,
 		if (i == n)
 			return s;
 	}
-	return series_new(f, lv, n, h);
+	return NULL;
+}
+
+/* The series of family f with the n label values lv, created at zero if
+ * new. Call under M.lock. */
+static struct series *series_get(enum fam_id f, const char *const *lv,
+				 size_t n)
+{
+	uint32_t h = series_hash(f, lv, n);
+	struct series *s = series_find(f, lv, n, h);
+
+	return s ? s : series_new(f, lv, n, h);
+}
+
+/* Like series_get, but once METRICS_MAX_SERIES exist a tuple not seen
+ * yet is counted with the model label METRICS_OTHER_MODEL instead: with
+ * allow_unlisted_models the clients choose the model names, and each
+ * would otherwise hold series until restart. lv[model_at] is the model.
+ * Call under M.lock. */
+static struct series *series_get_bounded(enum fam_id f, const char **lv,
+					 size_t n, size_t model_at)
+{
+	if (M.count >= METRICS_MAX_SERIES &&
+	    !series_find(f, lv, n, series_hash(f, lv, n)))
+		lv[model_at] = METRICS_OTHER_MODEL;
+	return series_get(f, lv, n);
 }
 
 static void hist_add(struct series *s, uint64_t us)
@@ -260,10 +284,10 @@ void metrics_observe(const struct metrics_obs *o)
 
 	snprintf(status, sizeof(status), "%d", o->status);
 	pthread_mutex_lock(&M.lock);
-	series_get(F_REQUESTS, req, ARRAY_SIZE(req))->vals[0]++;
+	series_get_bounded(F_REQUESTS, req, ARRAY_SIZE(req), 2)->vals[0]++;
 	if (o->prompt_tokens || o->completion_tokens || o->reasoning_tokens ||
 	    o->cached_tokens) {
-		s = series_get(F_TOKENS, pm, ARRAY_SIZE(pm));
+		s = series_get_bounded(F_TOKENS, pm, ARRAY_SIZE(pm), 1);
 		s->vals[0] += o->prompt_tokens;
 		s->vals[1] += o->completion_tokens;
 		s->vals[2] += o->reasoning_tokens;

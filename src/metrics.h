@@ -29,6 +29,13 @@ struct metrics_obs {
 		 cached_tokens;
 };
 
+/* Past this many series, a request or token count whose label tuple is
+ * new is counted under the model METRICS_OTHER_MODEL: the page and the
+ * memory behind it stay bounded whatever model names clients send to a
+ * provider with allow_unlisted_models. */
+#define METRICS_MAX_SERIES 10000
+#define METRICS_OTHER_MODEL "(other)"
+
 /* Call once before threads start and once at exit (tests may repeat). */
 void metrics_init(void);
 void metrics_shutdown(void);

@@ -440,6 +440,45 @@ START_TEST(many_series)
 }
 END_TEST
 
+/* Past METRICS_MAX_SERIES, new model names (clients choose them under
+ * allow_unlisted_models) are counted under "(other)": the series stop
+ * growing, no request goes uncounted, and a model that has its series
+ * keeps counting there. */
+START_TEST(series_bounded)
+{
+	const int n = METRICS_MAX_SERIES; /* 2 series each: the cap at n/2 */
+	char name[32], *t, *p;
+	uint64_t sum = 0, requests_lines = 0;
+
+	metrics_init();
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "m%d", i);
+		obs("http", "p", name, 200, 1, 1, 1, 1, 1);
+	}
+	obs("http", "p", "m0", 200, 1, 1, 1, 1, 1);
+	t = render();
+	for (p = t; (p = strstr(p, "\nllm_bridge_requests_total{")); p++) {
+		char *nl = strchr(p + 1, '\n');
+
+		requests_lines++;
+		sum += line_value(p + 1, nl);
+	}
+	ck_assert_uint_eq(sum, (uint64_t)n + 1);
+	ck_assert_uint_lt(requests_lines, (uint64_t)n / 2 + 2);
+	ck_assert_uint_gt(requests_lines, (uint64_t)n / 2 - 10);
+	has(t, "llm_bridge_requests_total{front=\"http\",provider=\"p\","
+	       "model=\"m0\",status=\"200\"} 2");
+	ck_assert_ptr_nonnull(strstr(t, "llm_bridge_requests_total{front=\"http\","
+				     "provider=\"p\",model=\"(other)\","
+				     "status=\"200\"} "));
+	ck_assert_ptr_null(strstr(t, "model=\"m9999\""));
+	ck_assert_ptr_nonnull(strstr(t, "llm_bridge_tokens_total{provider=\"p\","
+				     "model=\"(other)\""));
+	free(t);
+	metrics_shutdown();
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
 	Suite *s = suite_create("metrics");
@@ -452,6 +491,7 @@ static Suite *metrics_suite(void)
 	tcase_add_test(tc, threads);
 	tcase_add_test(tc, reinit);
 	tcase_add_test(tc, many_series);
+	tcase_add_test(tc, series_bounded);
 	suite_add_tcase(s, tc);
 	return s;
 }
