@@ -665,7 +665,7 @@ START_TEST(model_retrieve)
 
 	for (size_t i = 0; i < sizeof(found) / sizeof(found[0]); i++) {
 		h_http(daemon_.port, "GET", found[i].path, auth, NULL, 0, &r);
-		ck_assert_msg(r.status == 200, "%s: %d", found[i].path,
+		ck_assert_msg(r.status == 200, "%s: %ld", found[i].path,
 			      r.status);
 		j = h_json(&r);
 		ck_assert_ptr_nonnull(j);
