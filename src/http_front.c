@@ -52,7 +52,7 @@ struct http_front {
 	atomic_int connections;
 };
 
-enum endpoint { EP_NONE, EP_CHAT, EP_MODELS, EP_MODEL, EP_HEALTH, EP_USAGE,
+enum endpoint { EP_NONE, EP_CHAT, EP_MODELS, EP_HEALTH, EP_USAGE,
 		EP_METRICS };
 
 /* Set on a connection's own thread when a handler returns MHD_NO because
@@ -274,10 +274,9 @@ static enum endpoint endpoint_of(const char *url)
 	if (strcmp(url, "/v1/chat/completions") == 0 ||
 	    strcmp(url, "/chat/completions") == 0)
 		return EP_CHAT;
-	if (strcmp(url, "/v1/models") == 0 || strcmp(url, "/models") == 0)
+	if (strcmp(url, "/v1/models") == 0 || strcmp(url, "/models") == 0 ||
+	    model_in_url(url))
 		return EP_MODELS;
-	if (model_in_url(url))
-		return EP_MODEL;
 	if (strcmp(url, "/health") == 0)
 		return EP_HEALTH;
 	if (strcmp(url, "/v1/usage") == 0)
@@ -287,12 +286,11 @@ static enum endpoint endpoint_of(const char *url)
 	return EP_NONE;
 }
 
+/* The value to echo in Access-Control-Allow-Origin for a request whose
+ * Origin header is origin (NULL: none), or NULL when CORS allows none. */
 static const char *allowed_origin(const struct config *cfg,
-				  struct MHD_Connection *conn)
+				  const char *origin)
 {
-	const char *origin = MHD_lookup_connection_value(conn,
-						MHD_HEADER_KIND, "Origin");
-
 	for (size_t i = 0; i < cfg->server.n_cors_origins; i++) {
 		const char *o = cfg->server.cors_origins[i];
 
@@ -496,16 +494,17 @@ static enum MHD_Result serve_models(struct MHD_Connection *conn,
 	struct api_error err;
 	struct buf b;
 	enum MHD_Result ret;
+	int rc = 0;
 
 	if (auth(conn, h, &key, &err) < 0)
 		return send_error(conn, h, &err);
 	buf_init(&b, 0);
-	if (!model)
-		pipeline_models_json(h->cfg, &b);
-	if (model && pipeline_model_json(h->cfg, model, &b, &err) < 0)
-		ret = send_error(conn, h, &err);
+	if (model)
+		rc = pipeline_model_json(h->cfg, model, &b, &err);
 	else
-		ret = send_body(conn, h, MHD_HTTP_OK, b.data, b.len, NULL);
+		pipeline_models_json(h->cfg, &b);
+	ret = rc < 0 ? send_error(conn, h, &err) :
+		       send_body(conn, h, MHD_HTTP_OK, b.data, b.len, NULL);
 	buf_free(&b);
 	return ret;
 }
@@ -725,6 +724,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	bool answered;
 
 	if (!h) {
+		const char *origin;
+
 		h = xcalloc(1, sizeof(*h));
 		h->t_start = now_us();
 		h->front = f;
@@ -733,9 +734,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		buf_init(&h->out, 0);
 		request_id(conn, h->request_id, sizeof(h->request_id));
 		client_address(conn, h->client_addr, sizeof(h->client_addr));
-		h->origin = allowed_origin(h->cfg, conn);
-		h->from_page = MHD_lookup_connection_value(conn,
-				MHD_HEADER_KIND, "Origin") != NULL;
+		origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						     "Origin");
+		h->origin = allowed_origin(h->cfg, origin);
+		h->from_page = origin != NULL;
 		h->http10 = strcmp(version, MHD_HTTP_VERSION_1_1) != 0;
 		h->t_begin = now_ms();
 		*con_cls = h;
@@ -784,7 +786,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		return send_body(conn, h, MHD_HTTP_OK, "{\"status\":\"ok\"}", 15,
 				 NULL);
 	case EP_MODELS:
-	case EP_MODEL:
 		return serve_models(conn, h, url);
 	case EP_USAGE:
 		return serve_usage(conn, h);

@@ -201,9 +201,14 @@ static struct series *series_get(enum fam_id f, const char *const *lv,
 static struct series *series_get_bounded(enum fam_id f, const char **lv,
 					 size_t n, size_t model_at)
 {
-	if (M.count >= METRICS_MAX_SERIES &&
-	    !series_find(f, lv, n, series_hash(f, lv, n)))
-		lv[model_at] = METRICS_OTHER_MODEL;
+	uint32_t h = series_hash(f, lv, n);
+	struct series *s = series_find(f, lv, n, h);
+
+	if (s)
+		return s;
+	if (M.count < METRICS_MAX_SERIES)
+		return series_new(f, lv, n, h);
+	lv[model_at] = METRICS_OTHER_MODEL;
 	return series_get(f, lv, n);
 }
 
